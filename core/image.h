@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The image store: a directory of image files.
+ *
+ * Framed image:  struct img_header, then records, each a little-endian u32
+ *                length followed by that many bytes of a packed protobuf
+ *                message of the type named in the header.
+ * Raw image:     bytes only (page contents), described by pagemap records in
+ *                a framed image.
+ * inventory.img: framed, type ckpt.Inventory, written last; lists every
+ *                other image with its size and xxh3-64 checksum, the plugins
+ *                used and the kernel/CPU the dump relied on.  Its own last
+ *                8 bytes are the xxh3-64 of everything before them.
+ */
+#ifndef CKPT_IMAGE_H
+#define CKPT_IMAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <protobuf-c/protobuf-c.h>
+
+#define IMG_MAGIC 0x54504b43u /* "CKPT" little-endian */
+#define IMG_FORMAT_VERSION 1
+#define IMG_TYPE_LEN 48
+#define IMG_MAX_RECORD (64u << 20) /* a record larger than this is corrupt */
+
+struct img_header {
+	uint32_t magic;
+	uint32_t version;
+	char type[IMG_TYPE_LEN]; /* NUL-padded protobuf full name, or "raw" */
+};
+
+struct ckpt_img; /* framed, opaque */
+struct img_raw;  /* raw, opaque */
+
+/* Open the images directory; for writing it is created when missing. */
+int img_store_open(const char *dir, bool write);
+void img_store_close(void);
+const char *img_store_dir(void);
+int img_store_dirfd(void);
+
+/* Framed images (the host table's img_* point at these). NULL + errno. */
+struct ckpt_img *img_create(const char *name, const char *type);
+struct ckpt_img *img_open(const char *name, const char *type);
+int img_write(struct ckpt_img *img, const void *rec, size_t len);
+int img_read(struct ckpt_img *img, void **rec, size_t *len); /* 1 rec, 0 EOF */
+int img_close(struct ckpt_img *img);
+
+/* protobuf-c conveniences over the above */
+int img_write_msg(struct ckpt_img *img, const ProtobufCMessage *msg);
+/* 1: *out unpacked (free with protobuf_c_message_free_unpacked), 0: EOF */
+int img_read_msg(struct ckpt_img *img, const ProtobufCMessageDescriptor *d,
+		 ProtobufCMessage **out);
+/* Whole-image helpers for images holding exactly one record. */
+int img_write_one(const char *name, const ProtobufCMessage *msg);
+int img_read_one(const char *name, const ProtobufCMessageDescriptor *d,
+		 ProtobufCMessage **out);
+
+/* Raw images: written sequentially, checksummed while written. */
+struct img_raw *img_raw_create(const char *name);
+int img_raw_write(struct img_raw *r, const void *buf, size_t len);
+uint64_t img_raw_offset(const struct img_raw *r);
+int img_raw_close(struct img_raw *r);
+/* Open a raw image for reading; returns an fd (O_RDONLY|O_CLOEXEC) or -errno. */
+int img_raw_open(const char *name);
+
+/* Names an image was created with in this run (for the inventory). */
+struct img_record_entry {
+	char *name;
+	char *type;
+	uint64_t size;
+	uint64_t xxh3;
+};
+size_t img_store_written(const struct img_record_entry **entries);
+
+/*
+ * Inventory.  Written last by dump (after every other image is closed) from
+ * inv, with the image list filled in by the store.  Verification at restore
+ * reads it, checks its own checksum, then every listed image's size and
+ * checksum; any mismatch is a one-line error naming the image.  On success
+ * *out holds the decoded inventory (free with
+ * protobuf_c_message_free_unpacked).
+ */
+struct _Ckpt__Inventory;
+int img_inventory_write(struct _Ckpt__Inventory *inv);
+int img_inventory_verify(struct _Ckpt__Inventory **out);
+/* Read the inventory without verifying the other images (for show). */
+int img_inventory_read(struct _Ckpt__Inventory **out);
+
+uint64_t img_hash_buf(const void *buf, size_t len);
+
+#endif
