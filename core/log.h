@@ -5,6 +5,7 @@
 #ifndef CKPT_LOG_H
 #define CKPT_LOG_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include "ckpt-plugin.h"
 

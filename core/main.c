@@ -1,1 +1,229 @@
-int main(void) { return 0; }
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* ckpt: checkpoint/restore for Linux processes.  The command line follows
+ * CRIU's where the meaning is the same. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "config.h"
+#include "dump.h"
+#include "image.h"
+#include "log.h"
+#include "plugin.h"
+#include "restore.h"
+#include "show.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: ckpt [OPTIONS] COMMAND [ARGS]\n"
+		"\n"
+		"Checkpoint a running process into a directory of images and restore it later.\n"
+		"\n"
+		"Commands:\n"
+		"  dump -t PID -D DIR      save the process PID into DIR, then kill it (unless -R)\n"
+		"  restore -D DIR          bring the process saved in DIR back, with its PID\n"
+		"  show DIR                decode every image in DIR (--json for scripts)\n"
+		"  check                   which kernel features and plugins work here (--json)\n"
+		"  plugins                 list the loaded plugins, their ABI, hooks and classes (--json)\n"
+		"\n"
+		"Options:\n"
+		"  -t, --tree PID          process to dump\n"
+		"  -D, --images-dir DIR    directory of the images\n"
+		"  -R, --leave-running     dump: leave the process running afterwards\n"
+		"  -d, --restore-detached  restore: return once the process runs (else wait for it\n"
+		"                          and exit with its status)\n"
+		"      --pidfile FILE      restore: write the restored PID to FILE\n"
+		"      --pidns             restore: into a new pid namespace, so the copy keeps its\n"
+		"                          PID while the original still runs\n"
+		"      --shell-job         the process was started from a shell (accepted; ttys\n"
+		"                          are not supported yet)\n"
+		"      --plugins=a,b       enable exactly these plugins for this run\n"
+		"      --config FILE       INI configuration (else $CKPT_CONFIG, /etc/ckpt/ckpt.conf)\n"
+		"      --json              machine-readable output for show, check and plugins\n"
+		"  -v[N], --verbose[=N]    more log output (N: 1 errors .. 4 debug; -v alone is 3)\n"
+		"  -o, --log-file FILE     write the log to FILE (relative to -D unless absolute)\n"
+		"  -h, --help              this help\n"
+		"  -V, --version           print the version\n"
+		"\n"
+		"Exit status: 0 on success, 1 on failure.  See ckpt(8), ckpt.conf(5), ckpt-plugin(7).\n");
+}
+
+enum {
+	OPT_PIDFILE = 256,
+	OPT_SHELL_JOB,
+	OPT_PLUGINS,
+	OPT_CONFIG,
+	OPT_JSON,
+	OPT_PIDNS,
+};
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "tree", required_argument, NULL, 't' },
+		{ "images-dir", required_argument, NULL, 'D' },
+		{ "leave-running", no_argument, NULL, 'R' },
+		{ "restore-detached", no_argument, NULL, 'd' },
+		{ "verbose", optional_argument, NULL, 'v' },
+		{ "log-file", required_argument, NULL, 'o' },
+		{ "pidfile", required_argument, NULL, OPT_PIDFILE },
+		{ "shell-job", no_argument, NULL, OPT_SHELL_JOB },
+		{ "plugins", required_argument, NULL, OPT_PLUGINS },
+		{ "config", required_argument, NULL, OPT_CONFIG },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "pidns", no_argument, NULL, OPT_PIDNS },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *dir = NULL, *logfile = NULL, *pidfile = NULL, *only = NULL, *cfgpath = NULL;
+	bool leave_running = false, detach = false, shell_job = false, json = false, pidns = false;
+	int verbosity = CKPT_LOG_WARN, opt;
+	long pid = 0;
+	bool have_pid = false;
+
+	while ((opt = getopt_long(argc, argv, "t:D:Rdv::o:hV", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 't': {
+			char *end;
+			pid = strtol(optarg, &end, 10);
+			if (*end || pid <= 0 || pid > 0x7fffffff) {
+				fprintf(stderr, "ckpt: -t: \"%s\" is not a PID\n", optarg);
+				return 1;
+			}
+			have_pid = true;
+			break;
+		}
+		case 'D':
+			dir = optarg;
+			break;
+		case 'R':
+			leave_running = true;
+			break;
+		case 'd':
+			detach = true;
+			break;
+		case 'v':
+			if (optarg) {
+				const char *a = optarg;
+				/* -vvvv counts like CRIU's */
+				if (a[0] == 'v')
+					verbosity = CKPT_LOG_WARN + 1 + (int)strspn(a, "v");
+				else
+					verbosity = atoi(a) - 1;
+			} else {
+				verbosity = CKPT_LOG_INFO;
+			}
+			if (verbosity > CKPT_LOG_DEBUG)
+				verbosity = CKPT_LOG_DEBUG;
+			if (verbosity < CKPT_LOG_ERROR)
+				verbosity = CKPT_LOG_ERROR;
+			break;
+		case 'o':
+			logfile = optarg;
+			break;
+		case OPT_PIDFILE:
+			pidfile = optarg;
+			break;
+		case OPT_SHELL_JOB:
+			shell_job = true;
+			break;
+		case OPT_PLUGINS:
+			only = optarg;
+			break;
+		case OPT_CONFIG:
+			cfgpath = optarg;
+			break;
+		case OPT_JSON:
+			json = true;
+			break;
+		case OPT_PIDNS:
+			pidns = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("ckpt %s (plugin ABI %d.%d, image format %d)\n", CKPT_VERSION,
+			       CKPT_PLUGIN_ABI_MAJOR, CKPT_PLUGIN_ABI_MINOR, IMG_FORMAT_VERSION);
+			return 0;
+		default:
+			fprintf(stderr, "ckpt: see `ckpt --help` for the options\n");
+			return 1;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 1;
+	}
+	const char *cmd = argv[optind++];
+	if (!strcmp(cmd, "show") && !dir && optind < argc)
+		dir = argv[optind++];
+	if (optind < argc) {
+		fprintf(stderr, "ckpt: unexpected argument \"%s\"; see `ckpt --help`\n", argv[optind]);
+		return 1;
+	}
+
+	bool is_dump = !strcmp(cmd, "dump"), is_restore = !strcmp(cmd, "restore");
+	if (!is_dump && !is_restore && strcmp(cmd, "show") && strcmp(cmd, "check") &&
+	    strcmp(cmd, "plugins")) {
+		fprintf(stderr, "ckpt: unknown command \"%s\"; see `ckpt --help`\n", cmd);
+		return 1;
+	}
+	if (is_dump && !have_pid) {
+		fprintf(stderr, "ckpt: dump needs -t PID\n");
+		return 1;
+	}
+	if ((is_dump || is_restore || !strcmp(cmd, "show")) && !dir) {
+		fprintf(stderr, "ckpt: %s needs -D DIR\n", cmd);
+		return 1;
+	}
+
+	char logpath[4096];
+	if (logfile && logfile[0] != '/' && dir && (is_dump || is_restore)) {
+		/* as in CRIU: relative to the images directory */
+		if (is_dump)
+			mkdir(dir, 0755);
+		snprintf(logpath, sizeof(logpath), "%s/%s", dir, logfile);
+		logfile = logpath;
+	}
+	if (log_init(logfile, verbosity))
+		return 1;
+
+	struct config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	int ret = config_load(&cfg, cfgpath);
+	if (ret)
+		goto out;
+	ret = plugins_load(&cfg, only);
+	if (ret)
+		goto out_cfg;
+
+	if (is_dump) {
+		struct dump_opts o = { (pid_t)pid, dir, leave_running, shell_job };
+		ret = cmd_dump(&o);
+	} else if (is_restore) {
+		struct restore_opts o = { dir, detach, pidfile, pidns, shell_job };
+		ret = cmd_restore(&o);
+	} else if (!strcmp(cmd, "show")) {
+		ret = cmd_show(dir, json);
+	} else if (!strcmp(cmd, "check")) {
+		ret = cmd_check(json);
+	} else {
+		ret = plugins_list(json);
+	}
+	plugins_unload();
+out_cfg:
+	config_free(&cfg);
+out:
+	log_fini();
+	return ret ? 1 : 0;
+}

@@ -1,1 +1,363 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
+/* The address space: VMAs from smaps, pages to save from PAGEMAP_SCAN,
+ * contents by process_vm_readv into pages-PID.img. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "dump.h"
+#include "image.h"
+#include "log.h"
+#include "pagemap.pb-c.h"
+#include "pagescan.h"
+#include "proc.h"
+#include "progress.h"
+#include "ptrace.h"
+
+#define SET(m, f, v)              \
+	do {                      \
+		(m)->has_##f = 1; \
+		(m)->f = (v);     \
+	} while (0)
+
+#define MADV_BIT_DONTDUMP 1
+#define MADV_BIT_HUGEPAGE 2
+#define MADV_BIT_NOHUGEPAGE 4
+#define MADV_BIT_DONTFORK 8
+#define MADV_BIT_WIPEONFORK 16
+
+/* Stream buffer between process_vm_readv and the image. */
+#define COPY_CHUNK (8u << 20)
+
+static int classify(pid_t pid, const struct proc_vma *v, Ckpt__Vma *m, enum pagescan_mode *mode)
+{
+	const char *name = v->name;
+	bool file = v->ino != 0 || (name && name[0] == '/');
+
+	m->has_kind = 1;
+	SET(m, flags, v->shared ? MAP_SHARED : MAP_PRIVATE);
+	if (name && !strcmp(name, "[vdso]")) {
+		m->kind = CKPT__VMA_KIND__VMA_VDSO;
+		return 1;
+	}
+	if (name && !strcmp(name, "[vvar]")) {
+		m->kind = CKPT__VMA_KIND__VMA_VVAR;
+		return 1;
+	}
+	if (name && !strcmp(name, "[vvar_vclock]")) {
+		m->kind = CKPT__VMA_KIND__VMA_VVAR_VCLOCK;
+		return 1;
+	}
+	if (name && !strcmp(name, "[vsyscall]")) {
+		m->kind = CKPT__VMA_KIND__VMA_VSYSCALL;
+		return 1;
+	}
+	if (vma_has_flag(v, "io") || vma_has_flag(v, "pf")) {
+		pr_err("mem", "PID %d: mapping %#llx-%#llx (%s) is device memory; no plugin handles it",
+		       pid, (unsigned long long)v->start, (unsigned long long)v->end,
+		       name ? name : "anon");
+		return -ENOTSUP;
+	}
+	if (name && (strstr(name, " (deleted)") || !strncmp(name, "/memfd:", 7) ||
+		     !strncmp(name, "/SYSV", 5))) {
+		pr_err("mem", "PID %d: mapping %#llx-%#llx of %s: deleted files, memfd and SysV shm are not supported yet",
+		       pid, (unsigned long long)v->start, (unsigned long long)v->end, name);
+		return -ENOTSUP;
+	}
+	if (!file || (name && !strncmp(name, "/dev/zero", 9))) {
+		m->kind = CKPT__VMA_KIND__VMA_ANON;
+		m->flags |= MAP_ANONYMOUS;
+		*mode = v->shared ? SCAN_SHARED : SCAN_ANON;
+		return 0;
+	}
+	struct stat st;
+	if (stat(name, &st)) {
+		pr_err("mem", "PID %d: mapped file %s is not reachable: %s", pid, name, strerror(errno));
+		return -errno;
+	}
+	SET(m, file_size, st.st_size);
+	SET(m, file_mtime_ns, st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec);
+	if (v->shared) {
+		m->kind = CKPT__VMA_KIND__VMA_FILE_SHARED;
+		return 1; /* the file holds the contents */
+	}
+	m->kind = CKPT__VMA_KIND__VMA_FILE_PRIVATE;
+	*mode = SCAN_PRIVATE_COW;
+	return 0;
+}
+
+struct page_writer {
+	pid_t pid;
+	struct img_raw *raw;
+	struct ckpt_img *pagemap;
+	char *buf;
+	struct iovec local[UIO_MAXIOV], remote[UIO_MAXIOV];
+	int niov;
+	size_t filled;
+	uint64_t done, total;
+};
+
+/* Read the queued remote ranges into buf and append them to the image. */
+static int pw_flush(struct page_writer *w)
+{
+	if (!w->niov)
+		return 0;
+	ssize_t r = process_vm_readv(w->pid, w->local, w->niov, w->remote, w->niov, 0);
+	if (r != (ssize_t)w->filled) {
+		/* unreadable (PROT_NONE) pages or a partial read: go range by range
+		 * through /proc/PID/mem */
+		for (int i = 0; i < w->niov; i++) {
+			int ret = task_mem_read(w->pid, (uint64_t)(uintptr_t)w->remote[i].iov_base,
+						w->local[i].iov_base, w->local[i].iov_len);
+			if (ret) {
+				pr_err("mem", "PID %d: cannot read memory at %p: %s", w->pid,
+				       w->remote[i].iov_base, strerror(-ret));
+				return ret;
+			}
+		}
+	}
+	int ret = img_raw_write(w->raw, w->buf, w->filled);
+	if (ret)
+		return ret;
+	w->done += w->filled;
+	progress_bytes(w->done, w->total);
+	w->niov = 0;
+	w->filled = 0;
+	return 0;
+}
+
+static int pw_add_run(struct page_writer *w, uint64_t start, uint64_t end)
+{
+	Ckpt__PagemapEntry pe = CKPT__PAGEMAP_ENTRY__INIT;
+	SET(&pe, vaddr, start);
+	SET(&pe, nr_pages, (end - start) / 4096);
+	SET(&pe, offset, img_raw_offset(w->raw) + w->filled);
+	int ret = img_write_msg(w->pagemap, &pe.base);
+	if (ret)
+		return ret;
+	while (start < end) {
+		if (w->filled == COPY_CHUNK || w->niov == UIO_MAXIOV) {
+			ret = pw_flush(w);
+			if (ret)
+				return ret;
+		}
+		size_t n = end - start;
+		if (n > COPY_CHUNK - w->filled)
+			n = COPY_CHUNK - w->filled;
+		w->local[w->niov].iov_base = w->buf + w->filled;
+		w->local[w->niov].iov_len = n;
+		w->remote[w->niov].iov_base = (void *)(uintptr_t)start;
+		w->remote[w->niov].iov_len = n;
+		w->niov++;
+		w->filled += n;
+		start += n;
+	}
+	return 0;
+}
+
+static int read_auxv(pid_t pid, Ckpt__Mm *mm)
+{
+	char path[64], *buf;
+	size_t len;
+	snprintf(path, sizeof(path), "/proc/%d/auxv", pid);
+	int ret = proc_read_file(path, &buf, &len);
+	if (ret)
+		return ret;
+	mm->n_auxv = len / 8;
+	mm->auxv = malloc(len + 8);
+	if (!mm->auxv) {
+		free(buf);
+		return -ENOMEM;
+	}
+	memcpy(mm->auxv, buf, len);
+	free(buf);
+	return 0;
+}
+
+int dump_task_memory(pid_t pid, uint64_t brk, uint64_t skip_start, uint64_t skip_end)
+{
+	struct proc_vmas vmas = { 0 };
+	struct proc_stat st;
+	struct page_runs *runs = NULL;
+	struct page_writer *w = NULL;
+	Ckpt__Mm mm = CKPT__MM__INIT;
+	char path[64], name[64];
+	int pagemap_fd = -1, ret;
+
+	ret = proc_read_stat(pid, &st);
+	if (ret)
+		return ret;
+	ret = proc_read_vmas(pid, &vmas);
+	if (ret) {
+		pr_err("mem", "PID %d: cannot read its mappings: %s", pid, strerror(-ret));
+		return ret;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
+	pagemap_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (pagemap_fd < 0) {
+		ret = -errno;
+		pr_err("mem", "PID %d: cannot open %s: %s", pid, path, strerror(errno));
+		goto out;
+	}
+
+	SET(&mm, start_code, st.start_code);
+	SET(&mm, end_code, st.end_code);
+	SET(&mm, start_data, st.start_data);
+	SET(&mm, end_data, st.end_data);
+	SET(&mm, start_brk, st.start_brk);
+	SET(&mm, brk, brk);
+	SET(&mm, start_stack, st.start_stack);
+	SET(&mm, arg_start, st.arg_start);
+	SET(&mm, arg_end, st.arg_end);
+	SET(&mm, env_start, st.env_start);
+	SET(&mm, env_end, st.env_end);
+	ret = read_auxv(pid, &mm);
+	if (ret)
+		goto out;
+	char exe[PATH_MAX];
+	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+	ret = proc_readlink(path, exe, sizeof(exe));
+	if (ret) {
+		pr_err("mem", "PID %d: cannot read its exe link: %s", pid, strerror(-ret));
+		goto out;
+	}
+	if (strstr(exe, " (deleted)")) {
+		pr_err("mem", "PID %d: its executable %s was deleted; cannot restore it", pid, exe);
+		ret = -ENOENT;
+		goto out;
+	}
+	struct stat est;
+	if (stat(exe, &est)) {
+		ret = -errno;
+		pr_err("mem", "PID %d: executable %s: %s", pid, exe, strerror(errno));
+		goto out;
+	}
+	mm.exe = exe;
+	SET(&mm, exe_size, est.st_size);
+	SET(&mm, exe_mtime_ns, est.st_mtim.tv_sec * 1000000000LL + est.st_mtim.tv_nsec);
+
+	mm.vmas = calloc(vmas.n, sizeof(*mm.vmas));
+	Ckpt__Vma *vm = calloc(vmas.n, sizeof(*vm));
+	runs = calloc(vmas.n, sizeof(*runs));
+	if (!mm.vmas || !vm || !runs) {
+		free(vm);
+		ret = -ENOMEM;
+		goto out;
+	}
+	uint64_t total = 0;
+	for (size_t i = 0; i < vmas.n; i++) {
+		struct proc_vma *v = &vmas.v[i];
+		Ckpt__Vma *m = &vm[i];
+		enum pagescan_mode mode = SCAN_ANON;
+
+		/* our own scratch page, if still there, is not the task's */
+		if (v->start >= skip_start && v->end <= skip_end)
+			continue;
+		ckpt__vma__init(m);
+		SET(m, start, v->start);
+		SET(m, end, v->end);
+		SET(m, prot, v->prot);
+		SET(m, pgoff, v->pgoff);
+		m->path = v->name;
+		uint32_t madv = 0;
+		if (vma_has_flag(v, "dd"))
+			madv |= MADV_BIT_DONTDUMP;
+		if (vma_has_flag(v, "hg"))
+			madv |= MADV_BIT_HUGEPAGE;
+		if (vma_has_flag(v, "nh"))
+			madv |= MADV_BIT_NOHUGEPAGE;
+		if (vma_has_flag(v, "dc"))
+			madv |= MADV_BIT_DONTFORK;
+		if (vma_has_flag(v, "wf"))
+			madv |= MADV_BIT_WIPEONFORK;
+		SET(m, madv, madv);
+		ret = classify(pid, v, m, &mode);
+		if (ret < 0)
+			goto out_vm;
+		if (vma_has_flag(v, "gd"))
+			m->flags |= MAP_GROWSDOWN;
+		mm.vmas[mm.n_vmas++] = m;
+		if (ret == 1)
+			continue; /* no pages of ours */
+		ret = pagescan_range(pagemap_fd, v->start, v->end, mode, &runs[i]);
+		if (ret)
+			goto out_vm;
+		SET(m, has_pages, runs[i].n > 0);
+		for (size_t k = 0; k < runs[i].n; k++)
+			total += runs[i].r[k].end - runs[i].r[k].start;
+	}
+
+	snprintf(name, sizeof(name), "mm-%d.img", pid);
+	ret = img_write_one(name, &mm.base);
+	if (ret)
+		goto out_vm;
+
+	w = calloc(1, sizeof(*w));
+	if (!w) {
+		ret = -ENOMEM;
+		goto out_vm;
+	}
+	w->pid = pid;
+	w->total = total;
+	w->buf = mmap(NULL, COPY_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (w->buf == MAP_FAILED) {
+		w->buf = NULL;
+		ret = -ENOMEM;
+		goto out_vm;
+	}
+	snprintf(name, sizeof(name), "pages-%d.img", pid);
+	w->raw = img_raw_create(name);
+	snprintf(name, sizeof(name), "pagemap-%d.img", pid);
+	w->pagemap = img_create(name, "ckpt.PagemapEntry");
+	if (!w->raw || !w->pagemap) {
+		ret = -errno;
+		goto out_vm;
+	}
+	progress_stage("dump", "memory");
+	for (size_t i = 0; i < vmas.n; i++)
+		for (size_t k = 0; k < runs[i].n; k++) {
+			ret = pw_add_run(w, runs[i].r[k].start, runs[i].r[k].end);
+			if (ret)
+				goto out_vm;
+		}
+	ret = pw_flush(w);
+	if (ret)
+		goto out_vm;
+	progress_end();
+	pr_info("mem", "PID %d: %zu mappings, %llu pages saved", pid, mm.n_vmas,
+		(unsigned long long)(total / 4096));
+out_vm:
+	if (w) {
+		if (w->raw) {
+			int r2 = img_raw_close(w->raw);
+			if (!ret)
+				ret = r2;
+		}
+		if (w->pagemap) {
+			int r2 = img_close(w->pagemap);
+			if (!ret)
+				ret = r2;
+		}
+		if (w->buf)
+			munmap(w->buf, COPY_CHUNK);
+		free(w);
+	}
+	free(vm);
+out:
+	if (runs)
+		for (size_t i = 0; i < vmas.n; i++)
+			page_runs_free(&runs[i]);
+	free(runs);
+	free(mm.vmas);
+	free(mm.auxv);
+	if (pagemap_fd >= 0)
+		close(pagemap_fd);
+	proc_free_vmas(&vmas);
+	return ret;
+}

@@ -1,1 +1,355 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
+/* Per-task state read from outside (ptrace, /proc) or, for what only the
+ * task can answer, by injected syscalls into a scratch page. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "dump.h"
+#include "kernel.h"
+#include "log.h"
+#include "proc.h"
+#include "ptrace.h"
+
+#define SET(m, f, v)              \
+	do {                      \
+		(m)->has_##f = 1; \
+		(m)->f = (v);     \
+	} while (0)
+
+/* the kernel's struct sigaction on x86_64 */
+struct ksigaction {
+	uint64_t handler;
+	uint64_t flags;
+	uint64_t restorer;
+	uint64_t mask;
+};
+
+static Ckpt__X86Regs *regs_to_msg(const struct user_regs_struct *r)
+{
+	Ckpt__X86Regs *m = calloc(1, sizeof(*m));
+	if (!m)
+		return NULL;
+	ckpt__x86_regs__init(m);
+#define R(f, k) SET(m, f, r->k)
+	R(r15, r15); R(r14, r14); R(r13, r13); R(r12, r12); R(bp, rbp); R(bx, rbx);
+	R(r11, r11); R(r10, r10); R(r9, r9); R(r8, r8); R(ax, rax); R(cx, rcx);
+	R(dx, rdx); R(si, rsi); R(di, rdi); R(orig_ax, orig_rax); R(ip, rip); R(cs, cs);
+	R(flags, eflags); R(sp, rsp); R(ss, ss); R(fs_base, fs_base); R(gs_base, gs_base);
+	R(ds, ds); R(es, es); R(fs, fs); R(gs, gs);
+#undef R
+	return m;
+}
+
+static int read_pending(pid_t tid, bool shared, size_t *n, ProtobufCBinaryData **out)
+{
+	siginfo_t si[32];
+	size_t cnt = 0;
+	ProtobufCBinaryData *arr = NULL;
+
+	for (;;) {
+		struct {
+			uint64_t off;
+			uint32_t flags;
+			int32_t nr;
+		} arg = { cnt, shared ? 1 /* PTRACE_PEEKSIGINFO_SHARED */ : 0, 32 };
+		long r = ptrace(PTRACE_PEEKSIGINFO, tid, &arg, si);
+		if (r < 0) {
+			free(arr);
+			return -errno;
+		}
+		if (r == 0)
+			break;
+		ProtobufCBinaryData *na = realloc(arr, (cnt + r) * sizeof(*na));
+		if (!na) {
+			free(arr);
+			return -ENOMEM;
+		}
+		arr = na;
+		for (long i = 0; i < r; i++) {
+			void *copy = malloc(sizeof(siginfo_t));
+			if (!copy) {
+				free(arr);
+				return -ENOMEM;
+			}
+			memcpy(copy, &si[i], sizeof(siginfo_t));
+			arr[cnt + i].data = copy;
+			arr[cnt + i].len = sizeof(siginfo_t);
+		}
+		cnt += r;
+	}
+	*n = cnt;
+	*out = arr;
+	return 0;
+}
+
+static int dump_thread(pid_t tid, struct inject *in, uint64_t scratch, Ckpt__ThreadCore **out)
+{
+	Ckpt__ThreadCore *t = calloc(1, sizeof(*t));
+	void *xs = NULL;
+	size_t xs_len = 0;
+	int ret;
+
+	if (!t)
+		return -ENOMEM;
+	ckpt__thread_core__init(t);
+	SET(t, tid, tid);
+	/* the injection session saved the real registers and mask */
+	t->regs = regs_to_msg(&in->saved);
+	if (!t->regs) {
+		ret = -ENOMEM;
+		goto err;
+	}
+	SET(t, sigmask, in->saved_sigmask);
+	ret = ptrace_get_xstate(tid, &xs, &xs_len);
+	if (ret) {
+		pr_err("dump", "task %d: cannot read xstate: %s", tid, strerror(-ret));
+		goto err;
+	}
+	t->has_xstate = 1;
+	t->xstate.data = xs;
+	t->xstate.len = xs_len;
+
+	struct rseq_conf rc;
+	memset(&rc, 0, sizeof(rc));
+	if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION_, tid, sizeof(rc), &rc) >= 0 && rc.rseq_abi_pointer) {
+		t->rseq = calloc(1, sizeof(*t->rseq));
+		if (!t->rseq) {
+			ret = -ENOMEM;
+			goto err;
+		}
+		ckpt__rseq__init(t->rseq);
+		SET(t->rseq, ptr, rc.rseq_abi_pointer);
+		SET(t->rseq, len, rc.rseq_abi_size);
+		SET(t->rseq, sig, rc.signature);
+	}
+
+	uint64_t head = 0;
+	size_t hlen = 0;
+	if (syscall(SYS_get_robust_list, tid, &head, &hlen) == 0) {
+		SET(t, robust_list, head);
+		SET(t, robust_list_len, hlen);
+	}
+
+	/* what only the task can tell: asked through injected syscalls */
+	long r = inject_do(in, "prctl(PR_GET_TID_ADDRESS)", SYS_prctl, PR_GET_TID_ADDRESS, scratch, 0,
+			   0, 0, 0);
+	if (r < 0) {
+		ret = r;
+		goto err;
+	}
+	uint64_t ctid;
+	ret = task_mem_read(tid, scratch, &ctid, sizeof(ctid));
+	if (ret)
+		goto err;
+	SET(t, clear_child_tid, ctid);
+
+	r = inject_do(in, "sigaltstack", SYS_sigaltstack, 0, scratch, 0, 0, 0, 0);
+	if (r < 0) {
+		ret = r;
+		goto err;
+	}
+	stack_t ss;
+	ret = task_mem_read(tid, scratch, &ss, sizeof(ss));
+	if (ret)
+		goto err;
+	SET(t, altstack_sp, (uint64_t)(uintptr_t)ss.ss_sp);
+	SET(t, altstack_size, ss.ss_size);
+	SET(t, altstack_flags, ss.ss_flags);
+
+	char path[64], comm[64] = "";
+	char *buf;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", tid, tid);
+	if (!proc_read_file(path, &buf, NULL)) {
+		snprintf(comm, sizeof(comm), "%s", buf);
+		comm[strcspn(comm, "\n")] = 0;
+		free(buf);
+	}
+	t->comm = strdup(comm);
+
+	ret = read_pending(tid, false, &t->n_pending, &t->pending);
+	if (ret) {
+		pr_err("dump", "task %d: cannot read pending signals: %s", tid, strerror(-ret));
+		goto err;
+	}
+	*out = t;
+	return 0;
+err:
+	ckpt__thread_core__free_unpacked(t, NULL);
+	return ret;
+}
+
+int dump_task_core(pid_t pid, struct inject *in, uint64_t scratch, Ckpt__TaskCore **out)
+{
+	Ckpt__TaskCore *c = calloc(1, sizeof(*c));
+	struct proc_status st;
+	struct proc_stat pst;
+	char path[PATH_MAX + 64], *buf;
+	int ret;
+
+	if (!c)
+		return -ENOMEM;
+	ckpt__task_core__init(c);
+	SET(c, pid, pid);
+
+	ret = proc_read_status(pid, &st);
+	if (ret)
+		goto err;
+	SET(c, umask, st.umask);
+	ret = proc_read_stat(pid, &pst);
+	if (ret)
+		goto err;
+	SET(c, exit_signal, pst.exit_signal);
+
+	snprintf(path, sizeof(path), "/proc/%d/personality", pid);
+	if (!proc_read_file(path, &buf, NULL)) {
+		SET(c, personality, strtoul(buf, NULL, 16));
+		free(buf);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	if (!proc_read_file(path, &buf, NULL)) {
+		buf[strcspn(buf, "\n")] = 0;
+		c->comm = buf;
+	}
+	char cwd[PATH_MAX];
+	snprintf(path, sizeof(path), "/proc/%d/cwd", pid);
+	ret = proc_readlink(path, cwd, sizeof(cwd));
+	if (ret)
+		goto err;
+	if (strstr(cwd, " (deleted)")) {
+		pr_err("dump", "PID %d: its working directory %s was removed; cannot restore it", pid, cwd);
+		ret = -ENOENT;
+		goto err;
+	}
+	c->cwd = strdup(cwd);
+
+	/* sigactions: every signal but SIGKILL/SIGSTOP */
+	c->sigactions = calloc(64, sizeof(*c->sigactions));
+	if (!c->sigactions) {
+		ret = -ENOMEM;
+		goto err;
+	}
+	for (int sig = 1; sig <= 64; sig++) {
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		long r = inject_do(in, "rt_sigaction", SYS_rt_sigaction, sig, 0, scratch, 8, 0, 0);
+		if (r < 0) {
+			ret = r;
+			goto err;
+		}
+		struct ksigaction ka;
+		ret = task_mem_read(pid, scratch, &ka, sizeof(ka));
+		if (ret)
+			goto err;
+		if (ka.handler == (uint64_t)(uintptr_t)SIG_DFL && !ka.flags && !ka.mask)
+			continue;
+		Ckpt__SigAction *a = calloc(1, sizeof(*a));
+		if (!a) {
+			ret = -ENOMEM;
+			goto err;
+		}
+		ckpt__sig_action__init(a);
+		SET(a, sig, sig);
+		SET(a, handler, ka.handler);
+		SET(a, flags, ka.flags);
+		SET(a, restorer, ka.restorer);
+		SET(a, mask, ka.mask);
+		c->sigactions[c->n_sigactions++] = a;
+	}
+
+	c->itimers = calloc(3, sizeof(*c->itimers));
+	if (!c->itimers) {
+		ret = -ENOMEM;
+		goto err;
+	}
+	for (int which = 0; which < 3; which++) {
+		long r = inject_do(in, "getitimer", SYS_getitimer, which, scratch, 0, 0, 0, 0);
+		if (r < 0) {
+			ret = r;
+			goto err;
+		}
+		struct itimerval it;
+		ret = task_mem_read(pid, scratch, &it, sizeof(it));
+		if (ret)
+			goto err;
+		if (!it.it_value.tv_sec && !it.it_value.tv_usec && !it.it_interval.tv_sec &&
+		    !it.it_interval.tv_usec)
+			continue;
+		Ckpt__ITimer *t = calloc(1, sizeof(*t));
+		if (!t) {
+			ret = -ENOMEM;
+			goto err;
+		}
+		ckpt__itimer__init(t);
+		SET(t, which, which);
+		SET(t, interval_us, it.it_interval.tv_sec * 1000000ULL + it.it_interval.tv_usec);
+		SET(t, value_us, it.it_value.tv_sec * 1000000ULL + it.it_value.tv_usec);
+		c->itimers[c->n_itimers++] = t;
+	}
+
+	long brk = inject_do(in, "brk", SYS_brk, 0, 0, 0, 0, 0, 0);
+	if (brk < 0) {
+		ret = brk;
+		goto err;
+	}
+	SET(c, brk, brk);
+
+	struct proc_rlimit lim[16];
+	ret = proc_read_limits(pid, lim);
+	if (ret) {
+		pr_err("dump", "PID %d: cannot parse /proc/%d/limits", pid, pid);
+		goto err;
+	}
+	c->rlimits = calloc(16, sizeof(*c->rlimits));
+	if (!c->rlimits) {
+		ret = -ENOMEM;
+		goto err;
+	}
+	for (int i = 0; i < 16; i++) {
+		Ckpt__RLimit *l = calloc(1, sizeof(*l));
+		if (!l) {
+			ret = -ENOMEM;
+			goto err;
+		}
+		ckpt__rlimit__init(l);
+		SET(l, resource, i);
+		SET(l, cur, lim[i].cur);
+		SET(l, max, lim[i].max);
+		c->rlimits[c->n_rlimits++] = l;
+	}
+
+	ret = read_pending(pid, true, &c->n_shared_pending, &c->shared_pending);
+	if (ret) {
+		pr_err("dump", "PID %d: cannot read pending signals: %s", pid, strerror(-ret));
+		goto err;
+	}
+
+	c->threads = calloc(1, sizeof(*c->threads));
+	if (!c->threads) {
+		ret = -ENOMEM;
+		goto err;
+	}
+	ret = dump_thread(pid, in, scratch, &c->threads[0]);
+	if (ret)
+		goto err;
+	c->n_threads = 1;
+	*out = c;
+	return 0;
+err:
+	free_task_core(c);
+	return ret;
+}
+
+void free_task_core(Ckpt__TaskCore *c)
+{
+	/* every part was malloc'd separately, as the unpacker does */
+	if (c)
+		ckpt__task_core__free_unpacked(c, NULL);
+}

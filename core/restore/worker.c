@@ -1,1 +1,245 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The worker: the new task, created with the saved PID, applies what a task
+ * must do for itself, then stops for the controller to switch its memory.
+ *
+ * It runs in a raw clone3 child of the controller, so glibc's cached thread
+ * state is the parent's: only plain syscalls here, no raise()/pthread_*.
+ * Every signal stays blocked.  After the fd plan is applied, fds 0-2 are the
+ * task's, so errors go back to the controller through the ready pipe.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/rseq.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "kernel.h"
+#include "proc.h"
+#include "restore.h"
+#include "worker_msg.h"
+
+static int ready_fd = -1;
+
+static void __attribute__((noreturn, format(printf, 2, 3))) worker_fail(int err, const char *fmt, ...)
+{
+	struct worker_msg m = { .err = err ? err : -EIO };
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(m.text, sizeof(m.text), fmt, ap);
+	va_end(ap);
+	if (ready_fd >= 0 && write(ready_fd, &m, sizeof(m)) < 0)
+		_exit(2);
+	_exit(1);
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+/* Put every planned fd at its number and close all others. */
+static void apply_fd_plan(struct rst_task *t, int ready_src)
+{
+	int hi = t->ready_fd;
+	size_t n = t->nmoves;
+	int *tmp = malloc((n + 1) * sizeof(int)), *dsts = malloc((n + 1) * sizeof(int));
+
+	if (!tmp || !dsts)
+		worker_fail(-ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		if (t->moves[i].src > hi)
+			hi = t->moves[i].src;
+		if (t->moves[i].dst > hi)
+			hi = t->moves[i].dst;
+	}
+	if (ready_src > hi)
+		hi = ready_src;
+	hi++;
+	/* first lift every source above all numbers in play, then place them */
+	for (size_t i = 0; i < n; i++) {
+		tmp[i] = fcntl(t->moves[i].src, F_DUPFD_CLOEXEC, hi);
+		if (tmp[i] < 0)
+			worker_fail(-errno, "cannot duplicate fd %d: %s", t->moves[i].src, strerror(errno));
+	}
+	int rtmp = fcntl(ready_src, F_DUPFD_CLOEXEC, hi);
+	if (rtmp < 0)
+		worker_fail(-errno, "cannot duplicate the ready pipe: %s", strerror(errno));
+	ready_fd = rtmp;
+	for (size_t i = 0; i < n; i++) {
+		if (dup2(tmp[i], t->moves[i].dst) < 0)
+			worker_fail(-errno, "cannot place fd %d: %s", t->moves[i].dst, strerror(errno));
+		if (t->moves[i].cloexec)
+			fcntl(t->moves[i].dst, F_SETFD, FD_CLOEXEC);
+		dsts[i] = t->moves[i].dst;
+	}
+	if (dup2(rtmp, t->ready_fd) < 0)
+		worker_fail(-errno, "cannot place the ready pipe: %s", strerror(errno));
+	ready_fd = t->ready_fd;
+	dsts[n] = t->ready_fd;
+	qsort(dsts, n + 1, sizeof(int), cmp_int);
+	unsigned int from = 0;
+	for (size_t i = 0; i <= n; i++) {
+		if ((unsigned int)dsts[i] > from)
+			syscall(SYS_close_range, from, dsts[i] - 1, 0);
+		from = dsts[i] + 1;
+	}
+	syscall(SYS_close_range, from, ~0U, 0);
+	free(tmp);
+	free(dsts);
+}
+
+struct ksigaction {
+	uint64_t handler, flags, restorer, mask;
+};
+
+static void restore_sigactions(const Ckpt__TaskCore *c)
+{
+	for (size_t i = 0; i < c->n_sigactions; i++) {
+		const Ckpt__SigAction *a = c->sigactions[i];
+		struct ksigaction ka = { a->handler, a->flags, a->restorer, a->mask };
+		/* the raw syscall keeps the task's own sa_restorer */
+		if (syscall(SYS_rt_sigaction, a->sig, &ka, NULL, 8))
+			worker_fail(-errno, "cannot restore the handler of signal %u: %s", a->sig,
+				    strerror(errno));
+	}
+}
+
+static void restore_rlimits(const Ckpt__TaskCore *c)
+{
+	static const char *const names[] = { "CPU", "FSIZE", "DATA", "STACK", "CORE", "RSS",
+					     "NPROC", "NOFILE", "MEMLOCK", "AS", "LOCKS",
+					     "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO", "RTTIME" };
+	for (size_t i = 0; i < c->n_rlimits; i++) {
+		const Ckpt__RLimit *l = c->rlimits[i];
+		struct rlimit r = { l->cur, l->max };
+		if (l->resource >= 16)
+			continue;
+		if (setrlimit(l->resource, &r))
+			worker_fail(-errno, "cannot set RLIMIT_%s to %llu/%llu: %s (raising a hard limit needs CAP_SYS_RESOURCE)",
+				    names[l->resource], (unsigned long long)l->cur,
+				    (unsigned long long)l->max, strerror(errno));
+	}
+}
+
+static void queue_pending(const Ckpt__TaskCore *c, pid_t pid)
+{
+	/* a task may queue any siginfo to itself; signals stay blocked */
+	for (size_t i = 0; i < c->n_shared_pending; i++) {
+		siginfo_t si;
+		if (c->shared_pending[i].len != sizeof(si))
+			continue;
+		memcpy(&si, c->shared_pending[i].data, sizeof(si));
+		if (syscall(SYS_rt_sigqueueinfo, pid, si.si_signo, &si))
+			worker_fail(-errno, "cannot queue pending signal %d: %s", si.si_signo, strerror(errno));
+	}
+	const Ckpt__ThreadCore *th = c->threads[0];
+	for (size_t i = 0; i < th->n_pending; i++) {
+		siginfo_t si;
+		if (th->pending[i].len != sizeof(si))
+			continue;
+		memcpy(&si, th->pending[i].data, sizeof(si));
+		if (syscall(SYS_rt_tgsigqueueinfo, pid, pid, si.si_signo, &si))
+			worker_fail(-errno, "cannot queue pending signal %d: %s", si.si_signo, strerror(errno));
+	}
+}
+
+static void unregister_own_rseq(void)
+{
+	if (!__rseq_size)
+		return;
+	void *area = (char *)__builtin_thread_pointer() + __rseq_offset;
+	/* glibc registers 32 bytes; newer ones report a smaller feature size */
+	if (syscall(SYS_rseq, area, 32, RSEQ_FLAG_UNREGISTER_, RSEQ_SIG) &&
+	    syscall(SYS_rseq, area, __rseq_size, RSEQ_FLAG_UNREGISTER_, RSEQ_SIG) && errno != EINVAL)
+		worker_fail(-errno, "cannot unregister rseq: %s", strerror(errno));
+}
+
+void worker_main(struct rst_task *t)
+{
+	Ckpt__TaskCore *c = t->core;
+	int ready_src = t->moves[t->nmoves - 1].src; /* the ready pipe came last */
+
+	ready_fd = ready_src;
+	t->nmoves--;
+	/* die with the controller: nothing half-restored may survive it */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+
+	if (t->pe->sid == (uint32_t)t->pid) {
+		if (setsid() < 0)
+			worker_fail(-errno, "setsid: %s", strerror(errno));
+	} else if (t->pe->pgid == (uint32_t)t->pid) {
+		if (setpgid(0, 0))
+			worker_fail(-errno, "setpgid: %s", strerror(errno));
+	}
+
+	apply_fd_plan(t, ready_src);
+
+	if (c->cwd && chdir(c->cwd))
+		worker_fail(-errno, "cannot enter working directory %s: %s", c->cwd, strerror(errno));
+	umask(c->umask);
+	if (c->has_personality && personality(c->personality) < 0)
+		worker_fail(-errno, "personality %#x: %s", c->personality, strerror(errno));
+	if (c->comm)
+		prctl(PR_SET_NAME, c->comm);
+
+	restore_sigactions(c);
+	queue_pending(c, t->pid);
+
+	/* the trampoline: a syscall instruction and scratch room */
+	void *tr = mmap((void *)t->tramp, TRAMP_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (tr != (void *)t->tramp)
+		worker_fail(-errno, "cannot map the trampoline at %#llx: %s",
+			    (unsigned long long)t->tramp, strerror(errno));
+	static const unsigned char code[] = { 0x0f, 0x05, 0xcc, 0xcc };
+	memcpy(tr, code, sizeof(code));
+
+	unregister_own_rseq();
+
+	for (size_t i = 0; i < c->n_itimers; i++) {
+		const Ckpt__ITimer *it = c->itimers[i];
+		struct itimerval v = {
+			.it_interval = { it->interval_us / 1000000, it->interval_us % 1000000 },
+			.it_value = { it->value_us / 1000000, it->value_us % 1000000 },
+		};
+		if (!v.it_value.tv_sec && !v.it_value.tv_usec)
+			continue; /* disarmed */
+		if (setitimer(it->which, &v, NULL))
+			worker_fail(-errno, "setitimer %u: %s", it->which, strerror(errno));
+	}
+
+	/* report our own mappings: the controller removes them all */
+	char *maps;
+	size_t len;
+	int ret = proc_read_file("/proc/self/maps", &maps, &len);
+	if (ret)
+		worker_fail(ret, "cannot read /proc/self/maps: %s", strerror(-ret));
+
+	restore_rlimits(c);
+
+	struct worker_msg ok = { .err = 0, .maps_len = len };
+	if (write(ready_fd, &ok, sizeof(ok)) != sizeof(ok))
+		_exit(1);
+	for (size_t off = 0; off < len;) {
+		ssize_t w = write(ready_fd, maps + off, len - off);
+		if (w <= 0)
+			_exit(1);
+		off += w;
+	}
+	free(maps);
+	close(ready_fd);
+	for (;;)
+		syscall(SYS_pause);
+}

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+#ifndef CKPT_RESTORE_H
+#define CKPT_RESTORE_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "core.pb-c.h"
+#include "fdinfo.pb-c.h"
+#include "mm.pb-c.h"
+#include "pagemap.pb-c.h"
+#include "proc.h"
+#include "pstree.pb-c.h"
+
+struct restore_opts {
+	const char *dir;
+	bool detach;
+	const char *pidfile;
+	bool pidns;
+	bool shell_job;
+};
+
+int cmd_restore(const struct restore_opts *o);
+
+/* An fd the worker must end up with: src (open in the controller, so
+ * inherited by the worker) lands at number dst. */
+struct fd_move {
+	int src, dst;
+	bool cloexec;
+};
+
+/* Trampoline region: a code page (syscall; int3) then scratch pages. */
+#define TRAMP_PAGES 8
+#define TRAMP_SIZE (TRAMP_PAGES * 4096)
+#define TRAMP_SCRATCH(t) ((t) + 4096)
+#define TRAMP_SCRATCH_SIZE (TRAMP_SIZE - 4096)
+
+struct rst_task {
+	pid_t pid;
+	Ckpt__PstreeEntry *pe;
+	Ckpt__TaskCore *core;
+	Ckpt__Mm *mm;
+	Ckpt__PagemapEntry **pm;
+	size_t npm;
+	Ckpt__FdEntry **fds;
+	size_t nfds;
+
+	/* the fd plan for the worker */
+	struct fd_move *moves;
+	size_t nmoves;
+	int pages_fd;  /* number in the worker */
+	int exe_fd;
+	int *vma_fd;   /* per mm->vmas[i]: number in the worker, or -1 */
+	int ready_fd;  /* worker's end of the ready pipe */
+
+	uint64_t tramp; /* trampoline address */
+	struct proc_vmas worker_vmas; /* as the worker reported them */
+};
+
+/* files.c */
+int restore_prepare_files(struct rst_task *t);
+void restore_close_files(struct rst_task *t);
+/* worker.c: runs in the new task, never returns */
+void __attribute__((noreturn)) worker_main(struct rst_task *t);
+/* memory.c: switch the stopped worker into the saved task */
+int restore_switch(struct rst_task *t);
+
+#endif
