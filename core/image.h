@@ -46,6 +46,11 @@ struct ckpt_img *img_open(const char *name, const char *type);
 int img_write(struct ckpt_img *img, const void *rec, size_t len);
 int img_read(struct ckpt_img *img, void **rec, size_t *len); /* 1 rec, 0 EOF */
 int img_close(struct ckpt_img *img);
+/* img_open with type NULL accepts any record type; this returns it. */
+const char *img_type(const struct ckpt_img *img);
+/* Read the header of image name: 1 and *h filled when it is a framed
+ * image (magic matches), 0 when it is not (raw), -errno when unreadable. */
+int img_peek_header(const char *name, struct img_header *h);
 
 /* protobuf-c conveniences over the above */
 int img_write_msg(struct ckpt_img *img, const ProtobufCMessage *msg);
@@ -80,13 +85,19 @@ size_t img_store_written(const struct img_record_entry **entries);
  * reads it, checks its own checksum, then every listed image's size and
  * checksum; any mismatch is a one-line error naming the image.  On success
  * *out holds the decoded inventory (free with
- * protobuf_c_message_free_unpacked).
+ * protobuf_c_message_free_unpacked).  img_inventory_write fills
+ * inv->images for the write only and puts the caller's values back; it
+ * fails with -EBUSY while an image created by the store is still open.
+ * An image or inventory of a newer format version is refused with
+ * -EPROTONOSUPPORT.
  */
-struct _Ckpt__Inventory;
-int img_inventory_write(struct _Ckpt__Inventory *inv);
-int img_inventory_verify(struct _Ckpt__Inventory **out);
-/* Read the inventory without verifying the other images (for show). */
-int img_inventory_read(struct _Ckpt__Inventory **out);
+/* protobuf-c >= 1.4 names the generated struct without a leading '_'. */
+struct Ckpt__Inventory;
+int img_inventory_write(struct Ckpt__Inventory *inv);
+int img_inventory_verify(struct Ckpt__Inventory **out);
+/* Read the inventory without verifying the other images (for show).
+ * -ENOENT (not logged) when there is none. */
+int img_inventory_read(struct Ckpt__Inventory **out);
 
 uint64_t img_hash_buf(const void *buf, size_t len);
 

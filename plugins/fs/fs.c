@@ -1,1 +1,483 @@
-#include "ckpt-plugin.h"
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * fs plugin: descriptor, init/fini, lifecycle hooks and the dispatch of the
+ * fd hooks to the resource classes (regfile.c, chrdev.c, fifo.c).
+ *
+ * Dump: the core calls the fd dump hook once per open file; the class saves
+ * one record to its image (created at its first object).  dump_finish
+ * closes the images.
+ * Restore: restore_start reads every image into memory (sorted by id); the
+ * fd restore hook looks the object up and opens it again; restore_resume
+ * lets go of the FIFOs held open while restoring; restore_finish frees.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs.h"
+
+static const char *const fs_class_names[] = {
+	[FS_REGFILE] = "regfile",
+	[FS_CHRDEV] = "chrdev",
+	[FS_FIFO] = "fifo",
+	[FS_NCLASSES] = NULL,
+};
+
+static const struct fs_class *const fs_classes[FS_NCLASSES] = {
+	[FS_REGFILE] = &fs_regfile_class,
+	[FS_CHRDEV] = &fs_chrdev_class,
+	[FS_FIFO] = &fs_fifo_class,
+};
+
+/* ---- helpers shared by the classes --------------------------------------- */
+
+unsigned int fs_open_flags(unsigned int saved)
+{
+	if (saved & O_PATH)
+		return O_PATH | (saved & O_NOFOLLOW) | O_CLOEXEC;
+	return (saved & FS_OPEN_FLAGS) | O_CLOEXEC;
+}
+
+int fs_fixup_flags(struct fs_priv *p, int fd, unsigned int saved, const char *path)
+{
+	int fl;
+
+	if (!(saved & O_ASYNC) || (saved & O_PATH))
+		return 0;
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_ASYNC) < 0) {
+		int e = errno;
+
+		fs_err(p, "restore: cannot set O_ASYNC on %s: %s", path, strerror(e));
+		return fs_errno(e);
+	}
+	return 0;
+}
+
+bool fs_link_deleted(const char *link, const struct stat *st, size_t *len)
+{
+	static const char suffix[] = " (deleted)";
+	const size_t sl = sizeof(suffix) - 1;
+	size_t l = strlen(link);
+	struct stat now;
+
+	*len = l;
+	if (l > sl && !strcmp(link + l - sl, suffix)) {
+		/* A file may really be named "x (deleted)". */
+		if (stat(link, &now) == 0 && now.st_dev == st->st_dev &&
+		    now.st_ino == st->st_ino)
+			return false;
+		*len = l - sl;
+		return true;
+	}
+	return st->st_nlink == 0;
+}
+
+int fs_save(struct fs_priv *p, enum fs_class_id cls, const ProtobufCMessage *msg)
+{
+	const struct fs_class *c = fs_classes[cls];
+	uint8_t stackbuf[512], *buf = stackbuf;
+	size_t len;
+	int ret;
+
+	if (!p->img[cls]) {
+		p->img[cls] = p->host->img_create(c->img_name, c->desc->name);
+		if (!p->img[cls]) {
+			int e = errno;
+
+			fs_err(p, "dump: cannot create image %s: %s", c->img_name, strerror(e));
+			return fs_errno(e);
+		}
+	}
+
+	len = protobuf_c_message_get_packed_size(msg);
+	if (len > sizeof(stackbuf)) {
+		buf = malloc(len);
+		if (!buf) {
+			fs_err(p, "dump: out of memory for a %s record of %zu bytes", c->name, len);
+			return -ENOMEM;
+		}
+	}
+	protobuf_c_message_pack(msg, buf);
+	ret = p->host->img_write(p->img[cls], buf, len);
+	if (buf != stackbuf)
+		free(buf);
+	if (ret < 0) {
+		fs_err(p, "dump: cannot write image %s: %s", c->img_name, strerror(-ret));
+		return fs_errno(-ret);
+	}
+	return 0;
+}
+
+static bool parse_bool(const char *s, bool def)
+{
+	static const char *const yes[] = {"1", "true", "yes", "on"};
+	static const char *const no[] = {"0", "false", "no", "off"};
+	size_t i;
+
+	if (!s)
+		return def;
+	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+		if (!strcasecmp(s, yes[i]))
+			return true;
+	for (i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+		if (!strcasecmp(s, no[i]))
+			return false;
+	return def;
+}
+
+static void read_config(struct fs_priv *p)
+{
+	const char *v = NULL;
+
+	if (p->host->config_get)
+		v = p->host->config_get(FS_NAME, "skip_file_check");
+	p->skip_file_check = parse_bool(v, false);
+}
+
+/* ---- init / fini ----------------------------------------------------------- */
+
+static void drop_images(struct fs_priv *p)
+{
+	for (int i = 0; i < FS_NCLASSES; i++) {
+		if (p->img[i])
+			p->host->img_close(p->img[i]);
+		p->img[i] = NULL;
+	}
+}
+
+static void release_holds(struct fs_priv *p)
+{
+	for (size_t i = 0; i < p->nholds; i++)
+		close(p->holds[i].fd);
+	free(p->holds);
+	p->holds = NULL;
+	p->nholds = p->holds_cap = 0;
+}
+
+static void free_tables(struct fs_priv *p)
+{
+	for (int i = 0; i < FS_NCLASSES; i++) {
+		struct fs_table *t = &p->tables[i];
+
+		for (size_t j = 0; j < t->n; j++)
+			protobuf_c_message_free_unpacked(t->recs[j], NULL);
+		free(t->recs);
+		t->recs = NULL;
+		t->n = 0;
+	}
+}
+
+static int fs_init(const struct ckpt_host *host, void **priv)
+{
+	struct fs_priv *p;
+
+	if (!host || host->version < 1 || !host->log || !host->img_create ||
+	    !host->img_open || !host->img_write || !host->img_read || !host->img_close)
+		return -EINVAL;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->host = host;
+	read_config(p);
+	*priv = p;
+	return 0;
+}
+
+static void fs_fini(void *priv)
+{
+	struct fs_priv *p = priv;
+
+	if (!p)
+		return;
+	drop_images(p);
+	release_holds(p);
+	free_tables(p);
+	free(p);
+}
+
+/* ---- lifecycle --------------------------------------------------------------- */
+
+static int fs_dump_start(void *priv, pid_t root)
+{
+	struct fs_priv *p = priv;
+
+	(void)root;
+	drop_images(p); /* left from an earlier dump that never finished */
+	read_config(p);
+	return 0;
+}
+
+static int fs_dump_finish(void *priv, int ok)
+{
+	struct fs_priv *p = priv;
+	int ret = 0;
+
+	for (int i = 0; i < FS_NCLASSES; i++) {
+		int r;
+
+		if (!p->img[i])
+			continue;
+		r = p->host->img_close(p->img[i]);
+		p->img[i] = NULL;
+		if (ok && r < 0 && !ret) {
+			fs_err(p, "dump: cannot finish image %s: %s", fs_classes[i]->img_name,
+			       strerror(-r));
+			ret = fs_errno(-r);
+		}
+	}
+	return ret;
+}
+
+static int cmp_rec_id(const void *a, const void *b, void *arg)
+{
+	const struct fs_class *c = arg;
+	uint32_t x = c->rec_id(*(ProtobufCMessage *const *)a);
+	uint32_t y = c->rec_id(*(ProtobufCMessage *const *)b);
+
+	return x < y ? -1 : x > y;
+}
+
+static int load_table(struct fs_priv *p, enum fs_class_id cls)
+{
+	const struct fs_class *c = fs_classes[cls];
+	struct fs_table *t = &p->tables[cls];
+	struct ckpt_img *img;
+	size_t cap = 0;
+	int ret = 0;
+
+	img = p->host->img_open(c->img_name, c->desc->name);
+	if (!img) {
+		int e = errno;
+
+		if (e == ENOENT)
+			return 0; /* the dump had no object of this class */
+		fs_err(p, "restore: cannot open image %s: %s", c->img_name, strerror(e));
+		return fs_errno(e);
+	}
+
+	for (;;) {
+		ProtobufCMessage *msg;
+		void *rec = NULL;
+		size_t len = 0;
+		int r = p->host->img_read(img, &rec, &len);
+
+		if (r == 0)
+			break;
+		if (r < 0) {
+			fs_err(p, "restore: cannot read image %s (record %zu): %s",
+			       c->img_name, t->n + 1, strerror(-r));
+			ret = fs_errno(-r);
+			break;
+		}
+		msg = protobuf_c_message_unpack(c->desc, NULL, len, rec);
+		free(rec);
+		if (!msg) {
+			fs_err(p, "restore: image %s: record %zu is not a valid %s; the images are damaged",
+			       c->img_name, t->n + 1, c->desc->name);
+			ret = -EBADMSG;
+			break;
+		}
+		if (t->n == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			ProtobufCMessage **n = realloc(t->recs, ncap * sizeof(*n));
+
+			if (!n) {
+				protobuf_c_message_free_unpacked(msg, NULL);
+				fs_err(p, "restore: out of memory reading image %s", c->img_name);
+				ret = -ENOMEM;
+				break;
+			}
+			t->recs = n;
+			cap = ncap;
+		}
+		t->recs[t->n++] = msg;
+	}
+	p->host->img_close(img);
+	if (ret)
+		return ret;
+
+	qsort_r(t->recs, t->n, sizeof(*t->recs), cmp_rec_id, (void *)c);
+	for (size_t i = 1; i < t->n; i++) {
+		if (c->rec_id(t->recs[i]) == c->rec_id(t->recs[i - 1])) {
+			fs_err(p, "restore: image %s holds object %u twice; the images are damaged",
+			       c->img_name, c->rec_id(t->recs[i]));
+			return -EBADMSG;
+		}
+	}
+	fs_debug(p, "restore: %zu %s object(s) from %s", t->n, c->name, c->img_name);
+	return 0;
+}
+
+static int fs_restore_start(void *priv)
+{
+	struct fs_priv *p = priv;
+	int ret;
+
+	free_tables(p);
+	release_holds(p);
+	read_config(p);
+	for (int i = 0; i < FS_NCLASSES; i++) {
+		ret = load_table(p, i);
+		if (ret) {
+			free_tables(p);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+static int fs_restore_resume(void *priv, pid_t root)
+{
+	struct fs_priv *p = priv;
+
+	(void)root;
+	/* Every fd is in its task now; FIFO ends see the true reader and
+	 * writer counts from here on. */
+	release_holds(p);
+	return 0;
+}
+
+static int fs_restore_finish(void *priv, int ok)
+{
+	struct fs_priv *p = priv;
+
+	(void)ok;
+	release_holds(p);
+	free_tables(p);
+	return 0;
+}
+
+static int fs_check(void *priv, char *msg, size_t len)
+{
+	(void)priv;
+	snprintf(msg, len, "regular files, character devices (null, zero, full, random, "
+			   "urandom), empty fifos");
+	return 0;
+}
+
+/* ---- fd hooks -------------------------------------------------------------- */
+
+static int fs_fd_dump(void *priv, const struct ckpt_fd_info *fd, uint32_t obj_id,
+		      const char **klass)
+{
+	struct fs_priv *p = priv;
+	mode_t m = fd->st.st_mode;
+	enum fs_class_id cls;
+	int ret;
+
+	if (!fd->link)
+		return CKPT_NOT_MINE;
+	if (S_ISREG(m))
+		cls = FS_REGFILE;
+	else if (S_ISCHR(m))
+		cls = FS_CHRDEV;
+	else if (S_ISFIFO(m) && strncmp(fd->link, "pipe:", 5) != 0)
+		cls = FS_FIFO;
+	else
+		return CKPT_NOT_MINE;
+
+	ret = fs_classes[cls]->dump(p, fd, obj_id);
+	if (ret == 0)
+		*klass = fs_class_names[cls];
+	return ret;
+}
+
+static const ProtobufCMessage *find_rec(const struct fs_table *t, const struct fs_class *c,
+					uint32_t id)
+{
+	size_t lo = 0, hi = t->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		uint32_t v = c->rec_id(t->recs[mid]);
+
+		if (v == id)
+			return t->recs[mid];
+		if (v < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static int fs_fd_restore(void *priv, const char *klass, uint32_t obj_id, int *fd)
+{
+	struct fs_priv *p = priv;
+	const ProtobufCMessage *rec;
+	const struct fs_class *c;
+	int cls;
+
+	for (cls = 0; cls < FS_NCLASSES; cls++)
+		if (klass && !strcmp(klass, fs_class_names[cls]))
+			break;
+	if (cls == FS_NCLASSES) {
+		fs_err(p, "restore: object %u has class '%s', which the fs plugin does not know; "
+			  "use the plugin version that wrote the images",
+		       obj_id, klass ? klass : "(none)");
+		return -EINVAL;
+	}
+	c = fs_classes[cls];
+	rec = find_rec(&p->tables[cls], c, obj_id);
+	if (!rec) {
+		fs_err(p, "restore: no %s object %u in %s; the images are incomplete",
+		       c->name, obj_id, c->img_name);
+		return -EBADMSG;
+	}
+	*fd = -1;
+	return c->restore(p, rec, fd);
+}
+
+/* ---- descriptor -------------------------------------------------------------- */
+
+static const struct ckpt_config_key fs_config[] = {
+	{
+		.key = "skip_file_check",
+		.type = CKPT_CFG_BOOL,
+		.def = "false",
+		.help = "restore regular files even when their size changed since the dump",
+	},
+	{ .key = NULL },
+};
+
+static const struct ckpt_lifecycle_hooks fs_lifecycle = {
+	.version = CKPT_LIFECYCLE_HOOKS_VERSION,
+	.dump_start = fs_dump_start,
+	.dump_finish = fs_dump_finish,
+	.restore_start = fs_restore_start,
+	.restore_resume = fs_restore_resume,
+	.restore_finish = fs_restore_finish,
+	.check = fs_check,
+};
+
+static const struct ckpt_fd_hooks fs_fd_hooks = {
+	.version = CKPT_FD_HOOKS_VERSION,
+	.classes = fs_class_names,
+	.dump = fs_fd_dump,
+	.restore = fs_fd_restore,
+};
+
+static const ProtobufCMessageDescriptor *const fs_image_types[] = {
+	&ckpt__fs__reg_file__descriptor,
+	&ckpt__fs__chr_dev__descriptor,
+	&ckpt__fs__fifo__descriptor,
+	NULL,
+};
+
+CKPT_PLUGIN_EXPORT = {
+	.abi_major = CKPT_PLUGIN_ABI_MAJOR,
+	.abi_minor = CKPT_PLUGIN_ABI_MINOR,
+	.name = FS_NAME,
+	.version = "0.1.0",
+	.description = "regular files, character devices and fifos",
+	.config = fs_config,
+	.init = fs_init,
+	.fini = fs_fini,
+	.lifecycle = &fs_lifecycle,
+	.fd = &fs_fd_hooks,
+	.image_types = fs_image_types,
+};
