@@ -28,6 +28,8 @@ struct cfg_plugin {
 	struct cfg_kv *kv; /* the plugin's own keys */
 	size_t nkv;
 	int order;    /* position of the section in the file */
+	int line;     /* line of its [plugin.NAME] header */
+	const char *source; /* file it was read from (the config's source) */
 };
 
 struct config {
@@ -35,6 +37,7 @@ struct config {
 	char *plugin_dir;     /* [ckpt] plugin_dir */
 	struct cfg_plugin *plugins;
 	size_t nplugins;
+	int log_level;        /* [ckpt] log_level as CKPT_LOG_*, -1 unset */
 };
 
 /* Parse path (NULL: search as above).  Errors print one line naming the

@@ -23,16 +23,23 @@ struct plugin {
 	char *path;       /* file it came from */
 	bool optional;    /* a load/init failure is a warning only */
 	bool initialized;
+	bool used;        /* claimed an fd or created an image during a hook:
+			   * the images need it (recorded in the inventory) */
 };
 
 extern struct plugin *plugins;
 extern size_t nplugins;
 
 /* Load and init the plugins.  only: the --plugins= list (NULL when not
- * given).  Errors name the plugin and what to do; -errno. */
+ * given).  Errors name the plugin and what to do; -errno.  cfg (may be
+ * NULL) must stay valid until plugins_unload(): plugins read it through
+ * the host table's config_get. */
 int plugins_load(struct config *cfg, const char *only);
 void plugins_unload(void);
 struct plugin *plugin_find(const char *name);
+
+/* Name of the plugin whose hook (or init/fini) is running now, else NULL. */
+const char *plugins_current(void);
 
 /* True when the table is present, new enough to have member, and the
  * pointer is set:  HOOK_OK(p->desc->fd, 1, dump). */

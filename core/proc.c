@@ -162,7 +162,11 @@ int proc_parse_maps(const char *text, struct proc_vmas *out)
 int proc_read_vmas(pid_t pid, struct proc_vmas *out)
 {
 	char path[64], *buf;
-	snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
+	/* pid 0: ourselves, also when /proc belongs to an outer pid namespace */
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/smaps");
 	int ret = proc_read_file(path, &buf, NULL);
 	if (ret)
 		return ret;

@@ -74,7 +74,7 @@ int restore_prepare_files(struct rst_task *t)
 			}
 			ret = plugins_restore_fd(e->plugin, e->klass, e->obj_id, &fd);
 			if (ret) {
-				pr_err("restore", "fd %u of PID %d (%s object %u): plugin %s could not recreate it: %s",
+				pr_info("restore", "fd %u of PID %d (%s object %u): plugin %s could not recreate it: %s",
 				       e->fd, t->pid, e->klass, e->obj_id, e->plugin, strerror(-ret));
 				goto out;
 			}

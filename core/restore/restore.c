@@ -158,7 +158,7 @@ static void free_task(struct rst_task *t)
 static int pick_trampoline(struct rst_task *t)
 {
 	struct proc_vmas self;
-	int ret = proc_read_vmas(getpid(), &self);
+	int ret = proc_read_vmas(0, &self);
 	if (ret)
 		return ret;
 	size_t n = 0;
