@@ -41,6 +41,11 @@ void log_fini(void)
 	log_file = NULL;
 }
 
+void log_set_verbosity(int v)
+{
+	verbosity = v;
+}
+
 int log_verbosity(void)
 {
 	return verbosity;

@@ -16,6 +16,7 @@ void log_msg(const char *prefix, int level, const char *fmt, ...)
 void log_vmsg(const char *prefix, int level, const char *fmt, va_list ap);
 bool log_stderr_is_tty(void);
 int log_verbosity(void);
+void log_set_verbosity(int v);
 
 #define pr_err(pfx, ...) log_msg(pfx, CKPT_LOG_ERROR, __VA_ARGS__)
 #define pr_warn(pfx, ...) log_msg(pfx, CKPT_LOG_WARN, __VA_ARGS__)

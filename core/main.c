@@ -87,6 +87,7 @@ int main(int argc, char **argv)
 	const char *dir = NULL, *logfile = NULL, *pidfile = NULL, *only = NULL, *cfgpath = NULL;
 	bool leave_running = false, detach = false, shell_job = false, json = false, pidns = false;
 	int verbosity = CKPT_LOG_WARN, opt;
+	bool verbosity_given = false;
 	long pid = 0;
 	bool have_pid = false;
 
@@ -122,6 +123,7 @@ int main(int argc, char **argv)
 			} else {
 				verbosity = CKPT_LOG_INFO;
 			}
+			verbosity_given = true;
 			if (verbosity > CKPT_LOG_DEBUG)
 				verbosity = CKPT_LOG_DEBUG;
 			if (verbosity < CKPT_LOG_ERROR)
@@ -203,6 +205,8 @@ int main(int argc, char **argv)
 	int ret = config_load(&cfg, cfgpath);
 	if (ret)
 		goto out;
+	if (!verbosity_given && cfg.log_level >= 0)
+		log_set_verbosity(cfg.log_level);
 	ret = plugins_load(&cfg, only);
 	if (ret)
 		goto out_cfg;

@@ -554,16 +554,18 @@ static bool any_enabled_section(const struct config *cfg)
 	size_t i;
 
 	for (i = 0; cfg && i < cfg->nplugins; i++)
-		if (cfg->plugins[i].enabled != 0)
+		if (cfg->plugins[i].enabled == 1)
 			return true;
 	return false;
 }
 
 /* The names to load:
  *  --plugins=a,b       exactly those (not found is an error);
- *  config sections     every [plugin.NAME] not set enabled = false;
+ *  enabled = true      when any section says so: exactly those sections;
  *  otherwise           every in-tree plugin but those set enabled = false,
- *                      optional unless the config says optional = false. */
+ *                      optional unless the config says optional = false,
+ *                      plus sections naming a path (out-of-tree plugins).
+ *  A section that only sets the plugin's own keys changes no set. */
 static int enabled_set(struct config *cfg, const char *only, struct strv *names,
 		       bool *explicit_list, bool *defaults)
 {
@@ -612,7 +614,7 @@ static int enabled_set(struct config *cfg, const char *only, struct strv *names,
 		for (i = 0; i < cfg->nplugins; i++) {
 			const struct cfg_plugin *sec = &cfg->plugins[i];
 
-			if (sec->enabled == 0)
+			if (sec->enabled != 1)
 				continue;
 			ret = strv_add(names, sec->name, strlen(sec->name));
 			if (ret)
@@ -635,6 +637,20 @@ static int enabled_set(struct config *cfg, const char *only, struct strv *names,
 			continue;
 		}
 		i++;
+	}
+	for (i = 0; cfg && i < cfg->nplugins; i++) {
+		const struct cfg_plugin *sec = &cfg->plugins[i];
+		bool have = false;
+
+		if (!sec->path || sec->enabled == 0)
+			continue;
+		for (size_t k = 0; k < names->n; k++)
+			have |= !strcmp(names->v[k], sec->name);
+		if (!have) {
+			ret = strv_add(names, sec->name, strlen(sec->name));
+			if (ret)
+				return ret;
+		}
 	}
 	return 0;
 }

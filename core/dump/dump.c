@@ -75,10 +75,11 @@ static int dump_precheck(pid_t pid)
 
 static uint64_t xstate_features(const ProtobufCBinaryData *xs)
 {
-	/* sw_reserved of the fxsave area: magic1, extended_size, xfeatures */
+	/* NT_X86_XSTATE: the first software-reserved word after the 464-byte
+	 * fxsave part holds the kernel's XCR0 */
 	uint64_t v = 0;
-	if (xs->len >= 464 + 16)
-		memcpy(&v, xs->data + 464 + 8, sizeof(v));
+	if (xs->len >= 464 + 8)
+		memcpy(&v, xs->data + 464, sizeof(v));
 	return v;
 }
 

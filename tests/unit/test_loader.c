@@ -199,7 +199,7 @@ static void test_good(void)
 	      "plugins_list JSON, escaped");
 
 	/* the config's own value wins over the default */
-	ret = load("[plugin.good]\nlevel = 7\nlabel = hi\n", NULL, &err);
+	ret = load("[plugin.good]\nlevel = 7\nlabel = hi\nenabled = true\n", NULL, &err);
 	CHECK(ret == 0 && nplugins == 1, "good: enabled by its config section");
 	v = host_table.config_get("good", "level");
 	CHECK(v && !strcmp(v, "7"), "good: configured level visible");
@@ -207,15 +207,15 @@ static void test_good(void)
 	CHECK(p && check_hook(p, msg, sizeof(msg)) == 0 && !strcmp(msg, "good: level 7"),
 	      "good: init saw the configured level");
 
-	ret = load("[plugin.good]\ncolour = red\n", NULL, &err);
+	ret = load("[plugin.good]\ncolour = red\nenabled = true\n", NULL, &err);
 	CHECK(ret == -EINVAL && nplugins == 0 &&
 		      strstr(err, "loader.conf:2: unknown key \"colour\" in [plugin.good] "
 				  "(known: level, label)"),
 	      "good: unknown key refused by its schema");
-	ret = load("[plugin.good]\nlevel = high\n", NULL, &err);
+	ret = load("[plugin.good]\nlevel = high\nenabled = true\n", NULL, &err);
 	CHECK(ret == -EINVAL && strstr(err, "bad value \"high\" for level"),
 	      "good: int key with non-number refused");
-	ret = load("[plugin.good]\noptional = true\nlevel = high\n", NULL, &err);
+	ret = load("[plugin.good]\noptional = true\nlevel = high\nenabled = true\n", NULL, &err);
 	CHECK(ret == -EINVAL, "good: config errors are errors for optional plugins too");
 }
 
@@ -252,18 +252,18 @@ static void test_optional_and_order(void)
 	const char *err;
 	int ret;
 
-	ret = load("[plugin.init_fails]\noptional = true\n[plugin.good]\n", NULL, &err);
+	ret = load("[plugin.init_fails]\noptional = true\nenabled = true\n[plugin.good]\nenabled = true\n", NULL, &err);
 	CHECK(ret == 0 && nplugins == 1 && plugin_find("good") && !plugin_find("init_fails"),
 	      "optional + failing init: skipped, the rest loads");
 	CHECK(strstr(err, "warning: init_fails (") && strstr(err, "optional, skipped"),
 	      "optional + failing init: a warning");
-	ret = load("[plugin.abi_major]\noptional = yes\n[plugin.missing_plugin]\noptional = 1\n",
+	ret = load("[plugin.abi_major]\noptional = yes\nenabled = 1\n[plugin.missing_plugin]\noptional = 1\nenabled = 1\n",
 		   NULL, &err);
 	CHECK(ret == 0 && nplugins == 0, "optional wrong ABI and optional missing: skipped");
-	ret = load("[plugin.init_fails]\noptional = false\n[plugin.good]\n", NULL, &err);
+	ret = load("[plugin.init_fails]\noptional = false\nenabled = true\n[plugin.good]\nenabled = true\n", NULL, &err);
 	CHECK(ret == -EIO && nplugins == 0, "non-optional failing init fails the load");
 
-	ret = load("[plugin.missing_hook]\n[plugin.good]\n", NULL, &err);
+	ret = load("[plugin.missing_hook]\nenabled = true\n[plugin.good]\nenabled = true\n", NULL, &err);
 	CHECK(ret == 0 && nplugins == 2 && !strcmp(plugins[0].desc->name, "missing_hook") &&
 		      !strcmp(plugins[1].desc->name, "good"),
 	      "order: config order");
@@ -274,7 +274,7 @@ static void test_optional_and_order(void)
 	CHECK(ret == 0 && nplugins == 2 && !strcmp(plugins[0].desc->name, "missing_hook"),
 	      "order: config sections first, then name");
 
-	ret = load("[plugin.good]\nenabled = false\n[plugin.missing_hook]\n", NULL, &err);
+	ret = load("[plugin.good]\nenabled = false\n[plugin.missing_hook]\nenabled = true\n", NULL, &err);
 	CHECK(ret == 0 && nplugins == 1 && plugin_find("missing_hook"),
 	      "enabled = false leaves a plugin out");
 	ret = load("[plugin.good]\nenabled = false\n", "good", &err);
@@ -294,6 +294,19 @@ static void test_optional_and_order(void)
 	ret = load("[plugin.good]\nenabled = no\n", NULL, &err);
 	CHECK(ret == 0 && !plugin_find("good"), "defaults: in-tree plugins only (%zu loaded)",
 	      nplugins);
+	size_t ndefault = nplugins;
+
+	/* configuring a plugin's own keys must not switch the others off */
+	ret = load("[plugin.fs]\nskip_file_check = true\n", NULL, &err);
+	CHECK(ret == 0 && nplugins == ndefault && plugin_find("fs"),
+	      "a section with only plugin keys keeps the default set (%zu loaded)", nplugins);
+
+	/* a section naming a path adds that plugin to the defaults */
+	char text[512];
+	snprintf(text, sizeof(text), "[plugin.good]\npath = %s/ckpt-good.so\n", TEST_PLUGIN_DIR);
+	ret = load(text, NULL, &err);
+	CHECK(ret == 0 && nplugins == ndefault + 1 && plugin_find("good") && plugin_find("fs"),
+	      "a section with a path adds an out-of-tree plugin to the defaults");
 }
 
 static void test_path_key(void)
@@ -303,16 +316,16 @@ static void test_path_key(void)
 	int ret;
 
 	unsetenv("CKPT_PLUGIN_PATH");
-	snprintf(text, sizeof(text), "[plugin.good]\npath = %s/ckpt-good.so\n", TEST_PLUGIN_DIR);
+	snprintf(text, sizeof(text), "[plugin.good]\npath = %s/ckpt-good.so\nenabled = true\n", TEST_PLUGIN_DIR);
 	ret = load(text, NULL, &err);
 	CHECK(ret == 0 && nplugins == 1, "[plugin.good] path = file");
-	snprintf(text, sizeof(text), "[plugin.good]\npath = %s\n", TEST_PLUGIN_DIR);
+	snprintf(text, sizeof(text), "[plugin.good]\npath = %s\nenabled = true\n", TEST_PLUGIN_DIR);
 	ret = load(text, NULL, &err);
 	CHECK(ret == 0 && nplugins == 1, "[plugin.good] path = directory");
-	ret = load("[plugin.good]\npath = /nonexistent/ckpt-good.so\n", NULL, &err);
+	ret = load("[plugin.good]\npath = /nonexistent/ckpt-good.so\nenabled = true\n", NULL, &err);
 	CHECK(ret == -ENOENT && strstr(err, "/nonexistent/ckpt-good.so"),
 	      "[plugin.good] path missing: error");
-	snprintf(text, sizeof(text), "[ckpt]\nplugin_dir = %s\n[plugin.good]\n", TEST_PLUGIN_DIR);
+	snprintf(text, sizeof(text), "[ckpt]\nplugin_dir = %s\n[plugin.good]\nenabled = true\n", TEST_PLUGIN_DIR);
 	ret = load(text, NULL, &err);
 	CHECK(ret == 0 && nplugins == 1, "[ckpt] plugin_dir");
 	setenv("CKPT_PLUGIN_PATH", "/nonexistent:" TEST_PLUGIN_DIR, 1);
