@@ -56,6 +56,23 @@ bool log_stderr_is_tty(void)
 	return isatty(STDERR_FILENO);
 }
 
+/* In a restore worker fds 0-2 are the task's: errors are kept for the
+ * controller instead of printed. */
+static char *worker_buf;
+static size_t worker_len;
+
+void log_worker_mode(char *buf, size_t len)
+{
+	worker_buf = buf;
+	worker_len = len;
+	if (log_file) {
+		/* its fd is gone with the worker's fd table: drop the FILE quietly */
+		log_file = NULL;
+	}
+	if (len)
+		buf[0] = 0;
+}
+
 static const char *level_name[] = { "error", "warning", "info", "debug" };
 
 void log_vmsg(const char *prefix, int level, const char *fmt, va_list ap)
@@ -67,6 +84,12 @@ void log_vmsg(const char *prefix, int level, const char *fmt, va_list ap)
 	size_t n = strlen(line);
 	while (n && line[n - 1] == '\n')
 		line[--n] = 0;
+	if (worker_buf) {
+		if (level <= CKPT_LOG_ERROR && !worker_buf[0])
+			snprintf(worker_buf, worker_len, "%s: %s", prefix, line);
+		errno = saved;
+		return;
+	}
 
 	if (log_file && (level <= verbosity || level <= CKPT_LOG_WARN)) {
 		struct timespec now;

@@ -17,6 +17,8 @@ void log_vmsg(const char *prefix, int level, const char *fmt, va_list ap);
 bool log_stderr_is_tty(void);
 int log_verbosity(void);
 void log_set_verbosity(int v);
+/* From now on keep the first error in buf instead of printing anything. */
+void log_worker_mode(char *buf, size_t len);
 
 #define pr_err(pfx, ...) log_msg(pfx, CKPT_LOG_ERROR, __VA_ARGS__)
 #define pr_warn(pfx, ...) log_msg(pfx, CKPT_LOG_WARN, __VA_ARGS__)

@@ -943,6 +943,26 @@ int plugins_restore_fd(const char *plugin, const char *klass, uint32_t obj_id, i
 	return ret;
 }
 
+int plugins_restore_in_task(const char *plugin, const char *klass, uint32_t obj_id, int fd)
+{
+	struct plugin *p = plugin_find(plugin), *prev;
+	int ret;
+
+	if (!p || !p->initialized)
+		return -ENOENT;
+	if (!HOOK_OK(p->desc->fd, 2, restore_in_task))
+		return 0;
+	prev = enter(p);
+	ret = p->desc->fd->restore_in_task(p->priv, klass, obj_id, fd);
+	leave(prev);
+	if (ret > 0)
+		ret = -EIO;
+	if (ret)
+		hook_err("%s: setting up \"%s\" fd %d in the task failed: %s", p->desc->name, klass,
+			 fd, strerror(-ret));
+	return ret;
+}
+
 /* ---- image types --------------------------------------------------------- */
 
 static const ProtobufCMessageDescriptor *const core_types[] = {
@@ -1061,6 +1081,8 @@ static size_t fd_hooks(const struct ckpt_fd_hooks *fh, struct hook_ent *out)
 		return 0;
 	out[n++] = (struct hook_ent){ "dump", fh->dump };
 	out[n++] = (struct hook_ent){ "restore", fh->restore };
+	if (fh->version >= 2)
+		out[n++] = (struct hook_ent){ "restore_in_task", fh->restore_in_task };
 	return n;
 }
 

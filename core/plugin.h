@@ -62,6 +62,10 @@ int plugins_dump_fd(const struct ckpt_fd_info *fd, uint32_t obj_id,
 /* Restore an fd object through the plugin that owns klass. */
 int plugins_restore_fd(const char *plugin, const char *klass, uint32_t obj_id, int *fd);
 
+/* Inside the restored task: the restore_in_task hook of the owner of klass
+ * (0 when it has none). */
+int plugins_restore_in_task(const char *plugin, const char *klass, uint32_t obj_id, int fd);
+
 /* The host service table handed to plugins. */
 extern const struct ckpt_host host_table;
 

@@ -27,7 +27,7 @@ extern "C" {
 #endif
 
 #define CKPT_PLUGIN_ABI_MAJOR 1
-#define CKPT_PLUGIN_ABI_MINOR 0
+#define CKPT_PLUGIN_ABI_MINOR 1
 
 /* The one symbol a plugin exports. */
 #define CKPT_PLUGIN_SYMBOL "ckpt_plugin"
@@ -145,7 +145,7 @@ struct ckpt_fd_info {
  * (unique in this dump; an open file shared by several fds is dumped once)
  * and names its resource class in *klass (one of classes[]).  restore is
  * called for the owning class only and returns a new fd for the object. */
-#define CKPT_FD_HOOKS_VERSION 1
+#define CKPT_FD_HOOKS_VERSION 2
 
 struct ckpt_fd_hooks {
 	uint32_t version;
@@ -153,6 +153,13 @@ struct ckpt_fd_hooks {
 	int (*dump)(void *priv, const struct ckpt_fd_info *fd, uint32_t obj_id,
 		    const char **klass);
 	int (*restore)(void *priv, const char *klass, uint32_t obj_id, int *fd);
+	/* version 2 (ABI 1.1) */
+	/* Called inside the restored task itself, once every fd of the task is
+	 * at its number and before its memory is switched, for each fd of a
+	 * class of this plugin: for state keyed by fd number (epoll
+	 * registrations, fcntl owners).  Runs in a forked copy of ckpt: use
+	 * host->log for errors, never stdio (fds 0-2 are the task's). */
+	int (*restore_in_task)(void *priv, const char *klass, uint32_t obj_id, int fd);
 };
 
 /* Forward declaration from protobuf-c, so plugins can list the record types

@@ -26,6 +26,8 @@
 #include <unistd.h>
 
 #include "kernel.h"
+#include "log.h"
+#include "plugin.h"
 #include "proc.h"
 #include "restore.h"
 #include "worker_msg.h"
@@ -185,6 +187,17 @@ void worker_main(struct rst_task *t)
 	}
 
 	apply_fd_plan(t, ready_src);
+
+	/* per-fd state keyed by the task's fd numbers (epoll and the like) */
+	static char errbuf[400];
+	log_worker_mode(errbuf, sizeof(errbuf));
+	for (size_t i = 0; i < t->nfds; i++) {
+		Ckpt__FdEntry *e = t->fds[i];
+		int ret = plugins_restore_in_task(e->plugin, e->klass, e->obj_id, e->fd);
+		if (ret)
+			worker_fail(ret, "fd %u (%s): %s", e->fd, e->klass,
+				    errbuf[0] ? errbuf : strerror(-ret));
+	}
 
 	if (c->cwd && chdir(c->cwd))
 		worker_fail(-errno, "cannot enter working directory %s: %s", c->cwd, strerror(errno));

@@ -112,7 +112,7 @@ static const struct ckpt_lifecycle_hooks good_lifecycle = {
 static const char *const good_classes[] = { "good-file", NULL };
 
 static const struct ckpt_fd_hooks good_fd = {
-	.version = CKPT_FD_HOOKS_VERSION,
+	.version = 1, /* the fd table as ABI 1.0 defined it */
 	.classes = good_classes,
 	.dump = good_dump_fd,
 };
@@ -131,7 +131,7 @@ static const ProtobufCMessageDescriptor *const good_types[] = { &good_record, NU
 
 CKPT_PLUGIN_EXPORT = {
 	.abi_major = CKPT_PLUGIN_ABI_MAJOR,
-	.abi_minor = CKPT_PLUGIN_ABI_MINOR,
+	.abi_minor = 0, /* built against ABI 1.0: an older minor must keep loading */
 	.name = "good",
 	.version = "1.2.3",
 	.description = "test plugin that loads",

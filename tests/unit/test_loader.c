@@ -348,6 +348,9 @@ static void test_missing_hook(void)
 	ret = plugins_restore_fd("missing_hook", "missing", 1, &fd);
 	capture_end(&cap);
 	CHECK(ret == -ENOTSUP, "missing_hook: restore_fd not called, -ENOTSUP");
+	/* an fd table of version 1 has no restore_in_task: never read past it */
+	CHECK(plugins_restore_in_task("missing_hook", "missing", 1, 0) == 0,
+	      "missing_hook: fd table v1, restore_in_task skipped");
 	capture_start(&cap, 1);
 	ret = plugins_list(false);
 	err = capture_end(&cap);
