@@ -547,7 +547,9 @@ int config_check_schema(const struct cfg_plugin *p, const struct ckpt_config_key
 		const struct cfg_kv *kv = &p->kv[i];
 		bool b;
 
-		if (p->source)
+		if (!kv->line)
+			snprintf(where, sizeof(where), "command line: ");
+		else if (p->source)
 			snprintf(where, sizeof(where), "%s:%d: ", p->source, kv->line);
 		else
 			where[0] = '\0';
@@ -601,4 +603,46 @@ const char *config_value(const struct config *cfg, const char *plugin, const cha
 		if (!strcmp(k->key, key))
 			return k->def;
 	return NULL;
+}
+
+int config_set(struct config *cfg, const char *plugin, const char *key, const char *value)
+{
+	struct cfg_plugin *p = config_plugin(cfg, plugin);
+
+	if (!p) {
+		struct cfg_plugin *np = realloc(cfg->plugins, (cfg->nplugins + 1) * sizeof(*np));
+		if (!np)
+			return -ENOMEM;
+		cfg->plugins = np;
+		p = &cfg->plugins[cfg->nplugins++];
+		memset(p, 0, sizeof(*p));
+		p->name = strdup(plugin);
+		if (!p->name)
+			return -ENOMEM;
+		p->enabled = -1;
+		p->optional = -1;
+		p->order = INT_MAX; /* sorts like a plugin without a section */
+		p->source = "command line";
+	}
+	for (size_t i = 0; i < p->nkv; i++) {
+		if (strcmp(p->kv[i].key, key))
+			continue;
+		char *v = strdup(value);
+		if (!v)
+			return -ENOMEM;
+		free(p->kv[i].value);
+		p->kv[i].value = v;
+		return 0;
+	}
+	struct cfg_kv *nkv = realloc(p->kv, (p->nkv + 1) * sizeof(*nkv));
+	if (!nkv)
+		return -ENOMEM;
+	p->kv = nkv;
+	p->kv[p->nkv].key = strdup(key);
+	p->kv[p->nkv].value = strdup(value);
+	p->kv[p->nkv].line = 0;
+	if (!p->kv[p->nkv].key || !p->kv[p->nkv].value)
+		return -ENOMEM;
+	p->nkv++;
+	return 0;
 }

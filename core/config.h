@@ -54,5 +54,9 @@ int config_check_schema(const struct cfg_plugin *p, const struct ckpt_config_key
 const char *config_value(const struct config *cfg, const char *plugin, const char *key,
 			 const struct ckpt_config_key *schema);
 int config_parse_bool(const char *s, bool *out);
+/* Set a plugin key from the command line (--plugin-opt NAME.KEY=VALUE and
+ * CRIU-style flags such as --tcp-established); checked against the plugin's
+ * schema like a key of the file. */
+int config_set(struct config *cfg, const char *plugin, const char *key, const char *value);
 
 #endif

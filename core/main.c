@@ -47,6 +47,9 @@ static void usage(FILE *f)
 		"                          are not supported yet)\n"
 		"      --plugins=a,b       enable exactly these plugins for this run\n"
 		"      --config FILE       INI configuration (else $CKPT_CONFIG, /etc/ckpt/ckpt.conf)\n"
+		"      --plugin-opt P.K=V  set key K of plugin P for this run (over the config)\n"
+		"      --tcp-established   dump/restore established TCP connections (net plugin)\n"
+		"      --ext-unix-sk       allow unix sockets whose peer is outside the tree (net)\n"
 		"      --json              machine-readable output for show, check and plugins\n"
 		"  -v[N], --verbose[=N]    more log output (N: 1 errors .. 4 debug; -v alone is 3)\n"
 		"  -o, --log-file FILE     write the log to FILE (relative to -D unless absolute)\n"
@@ -63,6 +66,15 @@ enum {
 	OPT_CONFIG,
 	OPT_JSON,
 	OPT_PIDNS,
+	OPT_PLUGIN_OPT,
+	OPT_TCP_ESTABLISHED,
+	OPT_EXT_UNIX_SK,
+};
+
+/* Plugin keys given on the command line, applied over the config file. */
+struct plugin_opt {
+	char plugin[64], key[64];
+	const char *value;
 };
 
 int main(int argc, char **argv)
@@ -80,6 +92,9 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, OPT_CONFIG },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "pidns", no_argument, NULL, OPT_PIDNS },
+		{ "plugin-opt", required_argument, NULL, OPT_PLUGIN_OPT },
+		{ "tcp-established", no_argument, NULL, OPT_TCP_ESTABLISHED },
+		{ "ext-unix-sk", no_argument, NULL, OPT_EXT_UNIX_SK },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -90,6 +105,8 @@ int main(int argc, char **argv)
 	bool verbosity_given = false;
 	long pid = 0;
 	bool have_pid = false;
+	struct plugin_opt popts[32];
+	size_t npopts = 0;
 
 	while ((opt = getopt_long(argc, argv, "t:D:Rdv::o:hV", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -150,6 +167,34 @@ int main(int argc, char **argv)
 		case OPT_PIDNS:
 			pidns = true;
 			break;
+		case OPT_PLUGIN_OPT:
+		case OPT_TCP_ESTABLISHED:
+		case OPT_EXT_UNIX_SK: {
+			if (npopts == sizeof(popts) / sizeof(popts[0])) {
+				fprintf(stderr, "ckpt: too many plugin options\n");
+				return 1;
+			}
+			struct plugin_opt *po = &popts[npopts++];
+			if (opt == OPT_TCP_ESTABLISHED || opt == OPT_EXT_UNIX_SK) {
+				/* CRIU's flags, answered by the net plugin's keys */
+				snprintf(po->plugin, sizeof(po->plugin), "net");
+				snprintf(po->key, sizeof(po->key), "%s",
+					 opt == OPT_TCP_ESTABLISHED ? "tcp_established" : "ext_unix_sk");
+				po->value = "true";
+				break;
+			}
+			const char *dot = strchr(optarg, '.'), *eq = strchr(optarg, '=');
+			if (!dot || !eq || eq < dot || dot == optarg || eq == dot + 1 ||
+			    (size_t)(dot - optarg) >= sizeof(po->plugin) ||
+			    (size_t)(eq - dot - 1) >= sizeof(po->key)) {
+				fprintf(stderr, "ckpt: --plugin-opt \"%s\": expected NAME.KEY=VALUE\n", optarg);
+				return 1;
+			}
+			snprintf(po->plugin, sizeof(po->plugin), "%.*s", (int)(dot - optarg), optarg);
+			snprintf(po->key, sizeof(po->key), "%.*s", (int)(eq - dot - 1), dot + 1);
+			po->value = eq + 1;
+			break;
+		}
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -207,6 +252,11 @@ int main(int argc, char **argv)
 		goto out;
 	if (!verbosity_given && cfg.log_level >= 0)
 		log_set_verbosity(cfg.log_level);
+	for (size_t i = 0; i < npopts; i++) {
+		ret = config_set(&cfg, popts[i].plugin, popts[i].key, popts[i].value);
+		if (ret)
+			goto out_cfg;
+	}
 	ret = plugins_load(&cfg, only);
 	if (ret)
 		goto out_cfg;
