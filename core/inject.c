@@ -100,6 +100,10 @@ int inject_call(struct inject *in, long nr, uint64_t a1, uint64_t a2, uint64_t a
 			return err;
 		if (sig == SIGTRAP && event == 0)
 			break;
+		/* clone3 reports the new thread mid-syscall: step on to its end */
+		if (event == PTRACE_EVENT_CLONE || event == PTRACE_EVENT_FORK ||
+		    event == PTRACE_EVENT_VFORK)
+			continue;
 		/* A stop other than our step (e.g. a late interrupt): the
 		 * syscall has not run if the IP did not move. */
 		struct user_regs_struct now;

@@ -245,6 +245,8 @@ int proc_read_stat(pid_t pid, struct proc_stat *st)
 	st->arg_end = F(49);
 	st->env_start = F(50);
 	st->env_end = F(51);
+	if (nf >= 49)
+		st->exit_code = F(52);
 #undef F
 	return 0;
 }

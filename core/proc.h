@@ -41,6 +41,7 @@ struct proc_stat {
 	uint64_t start_data, end_data, start_brk;
 	uint64_t arg_start, arg_end, env_start, env_end;
 	int num_threads;
+	int exit_code; /* field 52: wait status of a zombie */
 };
 int proc_read_stat(pid_t pid, struct proc_stat *st);
 

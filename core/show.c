@@ -346,7 +346,8 @@ static int list_images(char ***out, size_t *count)
 		n++;
 	}
 	closedir(dir);
-	qsort(names, n, sizeof(*names), cmp_names);
+	if (n)
+		qsort(names, n, sizeof(*names), cmp_names);
 	*out = names;
 	*count = n;
 	return 0;

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
-/* ckpt dump: seize, save, then kill (or leave running).  Any failure puts
- * the task back exactly as it was and detaches. */
+/* ckpt dump: seize the whole tree, save it, then kill it (or leave it
+ * running).  Any failure puts every task back exactly as it was and
+ * detaches. */
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,13 +28,257 @@
 
 #define SCRATCH_SIZE 4096
 
-/* Precheck what this version cannot dump, before touching the task. */
-static int dump_precheck(pid_t pid)
+struct dtree {
+	struct dtask *t;
+	size_t n;
+	int own_pidns_levels; /* depth of our own pid namespace */
+	bool root_pidns_init; /* the root is init of a pid namespace below ours */
+};
+
+static struct dtask *tree_find(struct dtree *tr, pid_t pid)
+{
+	for (size_t i = 0; i < tr->n; i++)
+		if (tr->t[i].pid == pid)
+			return &tr->t[i];
+	return NULL;
+}
+
+static void free_tree(struct dtree *tr)
+{
+	for (size_t i = 0; i < tr->n; i++) {
+		free(tr->t[i].tids);
+		free(tr->t[i].vtids);
+		free(tr->t[i].in);
+		free_task_core(tr->t[i].core);
+	}
+	free(tr->t);
+	memset(tr, 0, sizeof(*tr));
+}
+
+/* The pid a task sees for pid (last NSpid entry), and its depth. */
+static int ns_pid(pid_t pid, pid_t *vpid, int *levels)
 {
 	struct proc_status st;
-	char path[64], *buf;
-	int ret;
+	int ret = proc_read_status(pid, &st);
+	if (ret)
+		return ret;
+	*vpid = st.nspid_last;
+	if (levels)
+		*levels = st.nspid_levels;
+	return 0;
+}
 
+static int add_task(struct dtree *tr, pid_t pid, pid_t ppid)
+{
+	struct dtask *nt = realloc(tr->t, (tr->n + 1) * sizeof(*nt));
+	if (!nt)
+		return -ENOMEM;
+	tr->t = nt;
+	struct dtask *t = &tr->t[tr->n];
+	memset(t, 0, sizeof(*t));
+	t->pid = pid;
+	t->ppid = ppid;
+	struct proc_stat st;
+	int ret = proc_read_stat(pid, &st);
+	if (ret) {
+		pr_err("dump", "PID %d vanished while the tree was being seized", pid);
+		return ret;
+	}
+	t->zombie = st.state == 'Z';
+	t->exit_code = st.exit_code;
+	int levels;
+	ret = ns_pid(pid, &t->vpid, &levels);
+	if (ret)
+		return ret;
+	if (levels > tr->own_pidns_levels + (tr->root_pidns_init ? 1 : 0)) {
+		pr_err("dump", "PID %d lives in a pid namespace nested below the tree's; nested pid namespaces are not supported yet",
+		       pid);
+		return -ENOTSUP;
+	}
+	tr->n++;
+	return 0;
+}
+
+/* Seize every thread of t, until no new one appears. */
+static int seize_threads(struct dtask *t)
+{
+	for (;;) {
+		pid_t *tids;
+		size_t n;
+		int ret = proc_list_threads(t->pid, &tids, &n);
+		if (ret)
+			return ret;
+		bool fresh = false;
+		for (size_t i = 0; i < n; i++) {
+			bool known = false;
+			for (size_t k = 0; k < t->nseized; k++)
+				known |= t->tids[k] == tids[i];
+			if (known)
+				continue;
+			pid_t *nt = realloc(t->tids, (t->nseized + 1) * sizeof(*nt));
+			if (!nt) {
+				free(tids);
+				return -ENOMEM;
+			}
+			t->tids = nt;
+			ret = ptrace_seize_stop(tids[i], false);
+			if (ret == -ESRCH)
+				continue; /* exited meanwhile */
+			if (ret) {
+				if (ret != -EBUSY)
+					pr_err("dump", "cannot seize thread %d of PID %d: %s", tids[i], t->pid,
+					       strerror(-ret));
+				free(tids);
+				return ret;
+			}
+			t->tids[t->nseized++] = tids[i];
+			fresh = true;
+		}
+		free(tids);
+		if (!fresh)
+			break;
+	}
+	/* main thread first */
+	for (size_t i = 0; i < t->nseized; i++)
+		if (t->tids[i] == t->pid) {
+			t->tids[i] = t->tids[0];
+			t->tids[0] = t->pid;
+		}
+	t->ntids = t->nseized;
+	t->vtids = calloc(t->ntids, sizeof(pid_t));
+	if (!t->vtids)
+		return -ENOMEM;
+	for (size_t i = 0; i < t->ntids; i++) {
+		int ret = ns_pid(t->tids[i], &t->vtids[i], NULL);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* Children of every thread of t. */
+static int list_children(pid_t pid, pid_t **kids, size_t *n)
+{
+	pid_t *tids;
+	size_t ntids, cnt = 0;
+	pid_t *arr = NULL;
+	int ret = proc_list_threads(pid, &tids, &ntids);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < ntids; i++) {
+		char path[96], *buf;
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, tids[i]);
+		if (proc_read_file(path, &buf, NULL))
+			continue;
+		for (char *p = buf; *p;) {
+			char *end;
+			long c = strtol(p, &end, 10);
+			if (end == p)
+				break;
+			pid_t *na = realloc(arr, (cnt + 1) * sizeof(*na));
+			if (!na) {
+				free(buf);
+				free(arr);
+				free(tids);
+				return -ENOMEM;
+			}
+			arr = na;
+			arr[cnt++] = c;
+			p = end;
+		}
+		free(buf);
+	}
+	free(tids);
+	*kids = arr;
+	*n = cnt;
+	return 0;
+}
+
+/* Seize the tree breadth-first: a seized task cannot fork any more, so
+ * once every task is seized the set of children is final. */
+static int seize_tree(struct dtree *tr, pid_t root)
+{
+	int ret = add_task(tr, root, 0);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < tr->n; i++) {
+		struct dtask *t = &tr->t[i];
+		if (!t->zombie) {
+			ret = seize_threads(t);
+			if (ret)
+				return ret;
+		} else {
+			t->tids = calloc(1, sizeof(pid_t));
+			t->vtids = calloc(1, sizeof(pid_t));
+			if (!t->tids || !t->vtids)
+				return -ENOMEM;
+			t->tids[0] = t->pid;
+			t->vtids[0] = t->vpid;
+			t->ntids = 1;
+			continue;
+		}
+		pid_t *kids;
+		size_t nk;
+		ret = list_children(t->pid, &kids, &nk);
+		if (ret)
+			return ret;
+		for (size_t k = 0; k < nk && !ret; k++)
+			if (!tree_find(tr, kids[k]))
+				ret = add_task(tr, kids[k], tr->t[i].pid);
+		free(kids);
+		if (ret)
+			return ret;
+	}
+	/* pgid and sid as the tasks see them */
+	for (size_t i = 0; i < tr->n; i++) {
+		struct proc_stat st;
+		ret = proc_read_stat(tr->t[i].pid, &st);
+		if (ret)
+			return ret;
+		tr->t[i].pgid = st.pgid;
+		tr->t[i].sid = st.sid;
+		if (tr->own_pidns_levels && tr->root_pidns_init) {
+			/* /proc shows them in our namespace: translate */
+			for (size_t k = 0; k < tr->n; k++) {
+				if (tr->t[k].pid == st.pgid)
+					tr->t[i].pgid = tr->t[k].vpid;
+				if (tr->t[k].pid == st.sid)
+					tr->t[i].sid = tr->t[k].vpid;
+			}
+		}
+	}
+	return 0;
+}
+
+static void release_tree(struct dtree *tr, bool kill_it)
+{
+	for (size_t i = 0; i < tr->n; i++) {
+		struct dtask *t = &tr->t[i];
+		for (size_t k = 0; k < t->ninjecting; k++)
+			inject_end(&t->in[k]);
+		t->ninjecting = 0;
+	}
+	for (size_t i = 0; i < tr->n; i++) {
+		struct dtask *t = &tr->t[i];
+		if (kill_it && !t->zombie)
+			kill(t->pid, SIGKILL);
+		/* a killed thread-group leader is reported only after its other
+		 * threads: reap those first */
+		for (size_t k = t->nseized; k-- > 0;) {
+			if (kill_it) {
+				/* as its tracer we see it die */
+				while (waitpid(t->tids[k], NULL, __WALL) < 0 && errno == EINTR)
+					;
+			} else {
+				ptrace_detach(t->tids[k]);
+			}
+		}
+		t->nseized = 0;
+	}
+}
+
+static int dump_precheck(pid_t pid, struct dtree *tr)
+{
 	if (pid <= 0 || (kill(pid, 0) && errno == ESRCH)) {
 		pr_err("dump", "no process with PID %d; check the -t argument", pid);
 		return -ESRCH;
@@ -41,34 +287,23 @@ static int dump_precheck(pid_t pid)
 		pr_err("dump", "PID %d is ckpt itself", pid);
 		return -EINVAL;
 	}
-	ret = proc_read_status(pid, &st);
+	pid_t self_v, root_v;
+	int self_levels, root_levels;
+	int ret = ns_pid(getpid(), &self_v, &self_levels);
+	if (!ret)
+		ret = ns_pid(pid, &root_v, &root_levels);
 	if (ret) {
 		pr_err("dump", "cannot read /proc/%d/status: %s", pid, strerror(-ret));
 		return ret;
 	}
-	if (st.nspid_last != pid) {
-		pr_err("dump", "PID %d lives in a nested pid namespace (it sees itself as %d); run ckpt inside that namespace",
-		       pid, st.nspid_last);
-		return -ENOTSUP;
-	}
-	pid_t *tids;
-	size_t ntids;
-	ret = proc_list_threads(pid, &tids, &ntids);
-	if (ret)
-		return ret;
-	free(tids);
-	if (ntids != 1) {
-		pr_err("dump", "PID %d has %zu threads; multi-threaded processes are not supported yet", pid, ntids);
-		return -ENOTSUP;
-	}
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, pid);
-	if (!proc_read_file(path, &buf, NULL)) {
-		bool kids = buf[0] && buf[0] != '\n';
-		free(buf);
-		if (kids) {
-			pr_err("dump", "PID %d has child processes; process trees are not supported yet", pid);
+	tr->own_pidns_levels = self_levels;
+	if (root_levels > self_levels) {
+		if (root_v != 1 || root_levels != self_levels + 1) {
+			pr_err("dump", "PID %d lives in a pid namespace (it sees itself as %d) but is not its init; dump the namespace's init or run ckpt inside the namespace",
+			       pid, root_v);
 			return -ENOTSUP;
 		}
+		tr->root_pidns_init = true;
 	}
 	return 0;
 }
@@ -83,25 +318,43 @@ static uint64_t xstate_features(const ProtobufCBinaryData *xs)
 	return v;
 }
 
-static int write_pstree(pid_t pid)
+static int write_pstree(struct dtree *tr)
 {
-	struct proc_stat st;
-	int ret = proc_read_stat(pid, &st);
-	if (ret)
-		return ret;
-	uint32_t tid = pid;
-	Ckpt__PstreeEntry e = CKPT__PSTREE_ENTRY__INIT;
-	e.has_pid = e.has_ppid = e.has_pgid = e.has_sid = 1;
-	e.pid = pid;
-	e.ppid = 0; /* the root */
-	e.pgid = st.pgid;
-	e.sid = st.sid;
-	e.n_threads = 1;
-	e.threads = &tid;
-	return img_write_one("pstree.img", &e.base);
+	struct ckpt_img *img = img_create("pstree.img", "ckpt.PstreeEntry");
+	int ret = 0;
+	if (!img)
+		return -errno;
+	for (size_t i = 0; i < tr->n && !ret; i++) {
+		struct dtask *t = &tr->t[i];
+		struct dtask *parent = t->ppid ? tree_find(tr, t->ppid) : NULL;
+		uint32_t *th = calloc(t->ntids, sizeof(*th));
+		if (!th) {
+			ret = -ENOMEM;
+			break;
+		}
+		for (size_t k = 0; k < t->ntids; k++)
+			th[k] = t->vtids[k];
+		Ckpt__PstreeEntry e = CKPT__PSTREE_ENTRY__INIT;
+		e.has_pid = e.has_ppid = e.has_pgid = e.has_sid = 1;
+		e.pid = t->vpid;
+		e.ppid = parent ? parent->vpid : 0;
+		e.pgid = t->pgid;
+		e.sid = t->sid;
+		e.n_threads = t->ntids;
+		e.threads = th;
+		if (t->zombie) {
+			e.has_zombie = e.has_exit_code = 1;
+			e.zombie = true;
+			e.exit_code = t->exit_code;
+		}
+		ret = img_write_msg(img, &e.base);
+		free(th);
+	}
+	int r2 = img_close(img);
+	return ret ? ret : r2;
 }
 
-static int write_inventory(pid_t pid, const Ckpt__TaskCore *core)
+static int write_inventory(struct dtree *tr)
 {
 	Ckpt__Inventory inv = CKPT__INVENTORY__INIT;
 	struct utsname u;
@@ -122,15 +375,21 @@ static int write_inventory(pid_t pid, const Ckpt__TaskCore *core)
 	inv.kernel = u.release;
 	inv.arch = u.machine;
 	inv.has_root_pid = 1;
-	inv.root_pid = pid;
+	inv.root_pid = tr->t[0].vpid;
+	inv.has_root_in_own_pidns = 1;
+	inv.root_in_own_pidns = tr->root_pidns_init;
 	inv.has_dump_time_ns = 1;
 	inv.dump_time_ns = now.tv_sec * 1000000000ULL + now.tv_nsec;
 	inv.has_page_size = 1;
 	inv.page_size = getpagesize();
-	if (core->n_threads && core->threads[0]->has_xstate) {
-		inv.has_xcr0 = inv.has_xstate_size = 1;
-		inv.xcr0 = xstate_features(&core->threads[0]->xstate);
-		inv.xstate_size = core->threads[0]->xstate.len;
+	for (size_t i = 0; i < tr->n; i++) {
+		const Ckpt__TaskCore *core = tr->t[i].core;
+		if (core && core->n_threads && core->threads[0]->has_xstate) {
+			inv.has_xcr0 = inv.has_xstate_size = 1;
+			inv.xcr0 = xstate_features(&core->threads[0]->xstate);
+			inv.xstate_size = core->threads[0]->xstate.len;
+			break;
+		}
 	}
 	for (size_t i = 0; i < nplugins; i++) {
 		Ckpt__PluginRef *r = &refs[i];
@@ -153,10 +412,10 @@ out:
 }
 
 /* Map a scratch page in the task, in a hole away from its mappings. */
-static int map_scratch(pid_t pid, struct inject *in, uint64_t *addr)
+static int map_scratch(struct dtask *t)
 {
 	struct proc_vmas vmas;
-	int ret = proc_read_vmas(pid, &vmas);
+	int ret = proc_read_vmas(t->pid, &vmas);
 	if (ret)
 		return ret;
 	struct range *r = calloc(vmas.n + 1, sizeof(*r));
@@ -171,27 +430,64 @@ static int map_scratch(pid_t pid, struct inject *in, uint64_t *addr)
 	free(r);
 	proc_free_vmas(&vmas);
 	if (ret) {
-		pr_err("dump", "PID %d: no room for a scratch page", pid);
+		pr_err("dump", "PID %d: no room for a scratch page", t->pid);
 		return ret;
 	}
-	long m = inject_do(in, "mmap scratch", SYS_mmap, hole, SCRATCH_SIZE, PROT_READ | PROT_WRITE,
-			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, (uint64_t)-1, 0);
+	long m = inject_do(&t->in[0], "mmap scratch", SYS_mmap, hole, SCRATCH_SIZE,
+			   PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+			   (uint64_t)-1, 0);
 	if (m < 0)
 		return m;
-	*addr = m;
+	t->scratch = m;
 	return 0;
+}
+
+/* Everything a task can tell only through injected syscalls, then the
+ * task is put back as it was (scratch page gone, registers restored). */
+static int dump_task_state(struct dtask *t)
+{
+	uint64_t sysip;
+	int ret = inject_find_vdso_syscall(t->pid, &sysip);
+	if (ret)
+		return ret;
+	t->in = calloc(t->ntids, sizeof(*t->in));
+	if (!t->in)
+		return -ENOMEM;
+	for (size_t i = 0; i < t->ntids; i++) {
+		ret = inject_begin(&t->in[i], t->tids[i], sysip);
+		if (ret) {
+			pr_err("dump", "thread %d: cannot take over its registers: %s", t->tids[i],
+			       strerror(-ret));
+			return ret;
+		}
+		t->ninjecting++;
+	}
+	ret = map_scratch(t);
+	if (ret)
+		return ret;
+	ret = dump_task_core(t, &t->core);
+	long r = inject_do(&t->in[0], "munmap scratch", SYS_munmap, t->scratch, SCRATCH_SIZE, 0, 0,
+			   0, 0);
+	if (!ret && r < 0)
+		ret = r;
+	t->scratch = 0;
+	/* registers and masks go back now: the task must look untouched */
+	for (size_t i = 0; i < t->ninjecting; i++) {
+		int r2 = inject_end(&t->in[i]);
+		if (!ret)
+			ret = r2;
+	}
+	t->ninjecting = 0;
+	return ret;
 }
 
 int cmd_dump(const struct dump_opts *o)
 {
-	pid_t pid = o->pid;
-	struct inject in = { 0 };
-	bool seized = false, injecting = false, started = false;
-	uint64_t scratch = 0;
-	Ckpt__TaskCore *core = NULL;
+	struct dtree tr = { 0 };
+	bool started = false;
 	int ret;
 
-	ret = dump_precheck(pid);
+	ret = dump_precheck(o->pid, &tr);
 	if (ret)
 		return ret;
 	ret = img_store_open(o->dir, true);
@@ -200,105 +496,71 @@ int cmd_dump(const struct dump_opts *o)
 	unlinkat(img_store_dirfd(), "inventory.img", 0);
 
 	progress_stage("dump", "plugins");
-	ret = plugins_dump_start(pid);
+	ret = plugins_dump_start(o->pid);
 	started = true;
 	if (ret)
 		goto fail;
 
 	progress_stage("dump", "seizing");
-	ret = ptrace_seize_stop(pid, false);
-	if (ret) {
-		if (ret != -EBUSY)
-			pr_err("dump", "cannot seize PID %d: %s", pid, strerror(-ret));
+	ret = seize_tree(&tr, o->pid);
+	if (ret)
 		goto fail;
-	}
-	seized = true;
-	ret = plugins_tree_frozen(pid);
+	ret = plugins_tree_frozen(o->pid);
 	if (ret)
 		goto fail;
 
 	progress_stage("dump", "task state");
-	uint64_t sysip;
-	ret = inject_find_vdso_syscall(pid, &sysip);
-	if (ret)
-		goto fail;
-	ret = inject_begin(&in, pid, sysip);
-	if (ret) {
-		pr_err("dump", "PID %d: cannot take over its registers: %s", pid, strerror(-ret));
-		goto fail;
+	for (size_t i = 0; i < tr.n; i++) {
+		if (tr.t[i].zombie)
+			continue;
+		ret = dump_task_state(&tr.t[i]);
+		if (ret)
+			goto fail;
 	}
-	injecting = true;
-	ret = map_scratch(pid, &in, &scratch);
+	ret = write_pstree(&tr);
 	if (ret)
 		goto fail;
-	ret = dump_task_core(pid, &in, scratch, &core);
-	if (ret)
-		goto fail;
-	long r = inject_do(&in, "munmap scratch", SYS_munmap, scratch, SCRATCH_SIZE, 0, 0, 0, 0);
-	if (r < 0) {
-		ret = r;
-		goto fail;
+	for (size_t i = 0; i < tr.n; i++) {
+		struct dtask *t = &tr.t[i];
+		char name[64];
+		if (t->zombie)
+			continue;
+		snprintf(name, sizeof(name), "core-%d.img", t->vpid);
+		ret = img_write_one(name, &t->core->base);
+		if (ret)
+			goto fail;
+		ret = dump_task_memory(t->pid, t->vpid, t->core->brk);
+		if (ret)
+			goto fail;
+		ret = dump_task_files(t->pid, t->vpid);
+		if (ret)
+			goto fail;
 	}
-	scratch = 0;
-	/* registers and mask go back now: the task must look untouched */
-	ret = inject_end(&in);
-	injecting = false;
-	if (ret)
-		goto fail;
-
-	ret = write_pstree(pid);
-	if (ret)
-		goto fail;
-	char name[64];
-	snprintf(name, sizeof(name), "core-%d.img", pid);
-	ret = img_write_one(name, &core->base);
-	if (ret)
-		goto fail;
-	ret = dump_task_memory(pid, core->brk, 0, 0);
-	if (ret)
-		goto fail;
-	progress_stage("dump", "files");
-	ret = dump_task_files(pid);
-	if (ret)
-		goto fail;
+	progress_stage("dump", "plugins");
 	ret = plugins_dump_finish(1);
 	started = false;
 	if (ret)
 		goto fail;
-	ret = write_inventory(pid, core);
+	ret = write_inventory(&tr);
 	if (ret)
 		goto fail;
 	progress_end();
 
-	if (o->leave_running) {
-		ptrace_detach(pid);
-		pr_info("dump", "PID %d dumped to %s and left running", pid, o->dir);
-	} else {
-		kill(pid, SIGKILL);
-		/* as its tracer we see it die: the PID is free once its parent reaps */
-		int st;
-		while (waitpid(pid, &st, __WALL) < 0 && errno == EINTR)
-			;
-		pr_info("dump", "PID %d dumped to %s and killed", pid, o->dir);
-	}
-	free_task_core(core);
+	release_tree(&tr, !o->leave_running);
+	pr_info("dump", "%zu process(es) of PID %d dumped to %s%s", tr.n, o->pid, o->dir,
+		o->leave_running ? " and left running" : " and killed");
+	free_tree(&tr);
 	img_store_close();
 	return 0;
 
 fail:
 	progress_end();
-	if (injecting) {
-		if (scratch)
-			inject_do(&in, "munmap scratch", SYS_munmap, scratch, SCRATCH_SIZE, 0, 0, 0, 0);
-		inject_end(&in);
-	}
-	if (seized)
-		ptrace_detach(pid);
+	release_tree(&tr, false);
 	if (started)
 		plugins_dump_finish(0);
 	unlinkat(img_store_dirfd(), "inventory.img", 0);
-	free_task_core(core);
+	free_tree(&tr);
 	img_store_close();
-	pr_info("dump", "dump of PID %d failed; the process was left running", pid);
+	pr_info("dump", "dump of PID %d failed; the tree was left running", o->pid);
 	return ret ? ret : -EIO;
 }

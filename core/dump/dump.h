@@ -18,12 +18,30 @@ struct dump_opts {
 
 int cmd_dump(const struct dump_opts *o);
 
-/* task.c: per-task state; regs/xstate/sigmask are read before injection */
-int dump_task_core(pid_t pid, struct inject *in, uint64_t scratch, Ckpt__TaskCore **out);
+/* One process of the dumped tree.  pid/tids are ours (for ptrace and /proc),
+ * vpid/vtids what the task itself sees (its innermost pid namespace). */
+struct dtask {
+	pid_t pid, vpid;
+	pid_t ppid;           /* ours; 0 for the root */
+	pid_t pgid, sid;      /* as the task sees them */
+	bool zombie;
+	int exit_code;        /* wait status of a zombie */
+	pid_t *tids, *vtids;  /* main thread first */
+	size_t ntids;
+	size_t nseized;       /* threads tids[0..nseized) are seized */
+	struct inject *in;    /* per thread, while injecting */
+	size_t ninjecting;
+	uint64_t scratch;
+	Ckpt__TaskCore *core;
+};
+
+/* task.c: per-task state; registers and masks come from the injection
+ * sessions (which saved them), the rest from /proc and injected syscalls */
+int dump_task_core(struct dtask *t, Ckpt__TaskCore **out);
 void free_task_core(Ckpt__TaskCore *c);
 /* memory.c: mm-PID.img, pagemap-PID.img, pages-PID.img */
-int dump_task_memory(pid_t pid, uint64_t brk, uint64_t skip_start, uint64_t skip_end);
+int dump_task_memory(pid_t pid, pid_t vpid, uint64_t brk);
 /* files.c: fdinfo-PID.img, objects through plugins */
-int dump_task_files(pid_t pid);
+int dump_task_files(pid_t pid, pid_t vpid);
 
 #endif

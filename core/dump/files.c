@@ -98,7 +98,7 @@ static struct dumped_file *find_same_file(pid_t pid, int fd)
 	return NULL;
 }
 
-int dump_task_files(pid_t pid)
+int dump_task_files(pid_t pid, pid_t vpid)
 {
 	int *fds = NULL, pidfd = -1, ret;
 	size_t nfds = 0;
@@ -116,7 +116,7 @@ int dump_task_files(pid_t pid)
 		pr_err("files", "PID %d: pidfd_open failed: %s", pid, strerror(errno));
 		goto out;
 	}
-	snprintf(name, sizeof(name), "fdinfo-%d.img", pid);
+	snprintf(name, sizeof(name), "fdinfo-%d.img", vpid);
 	img = img_create(name, "ckpt.FdEntry");
 	if (!img) {
 		ret = -errno;

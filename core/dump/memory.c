@@ -180,7 +180,7 @@ static int read_auxv(pid_t pid, Ckpt__Mm *mm)
 	return 0;
 }
 
-int dump_task_memory(pid_t pid, uint64_t brk, uint64_t skip_start, uint64_t skip_end)
+int dump_task_memory(pid_t pid, pid_t vpid, uint64_t brk)
 {
 	struct proc_vmas vmas = { 0 };
 	struct proc_stat st;
@@ -256,9 +256,6 @@ int dump_task_memory(pid_t pid, uint64_t brk, uint64_t skip_start, uint64_t skip
 		Ckpt__Vma *m = &vm[i];
 		enum pagescan_mode mode = SCAN_ANON;
 
-		/* our own scratch page, if still there, is not the task's */
-		if (v->start >= skip_start && v->end <= skip_end)
-			continue;
 		ckpt__vma__init(m);
 		SET(m, start, v->start);
 		SET(m, end, v->end);
@@ -293,7 +290,7 @@ int dump_task_memory(pid_t pid, uint64_t brk, uint64_t skip_start, uint64_t skip
 			total += runs[i].r[k].end - runs[i].r[k].start;
 	}
 
-	snprintf(name, sizeof(name), "mm-%d.img", pid);
+	snprintf(name, sizeof(name), "mm-%d.img", vpid);
 	ret = img_write_one(name, &mm.base);
 	if (ret)
 		goto out_vm;
@@ -311,9 +308,9 @@ int dump_task_memory(pid_t pid, uint64_t brk, uint64_t skip_start, uint64_t skip
 		ret = -ENOMEM;
 		goto out_vm;
 	}
-	snprintf(name, sizeof(name), "pages-%d.img", pid);
+	snprintf(name, sizeof(name), "pages-%d.img", vpid);
 	w->raw = img_raw_create(name);
-	snprintf(name, sizeof(name), "pagemap-%d.img", pid);
+	snprintf(name, sizeof(name), "pagemap-%d.img", vpid);
 	w->pagemap = img_create(name, "ckpt.PagemapEntry");
 	if (!w->raw || !w->pagemap) {
 		ret = -errno;

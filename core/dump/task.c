@@ -90,7 +90,8 @@ static int read_pending(pid_t tid, bool shared, size_t *n, ProtobufCBinaryData *
 	return 0;
 }
 
-static int dump_thread(pid_t tid, struct inject *in, uint64_t scratch, Ckpt__ThreadCore **out)
+static int dump_thread(pid_t tid, pid_t vtid, struct inject *in, uint64_t scratch,
+		       Ckpt__ThreadCore **out)
 {
 	Ckpt__ThreadCore *t = calloc(1, sizeof(*t));
 	void *xs = NULL;
@@ -100,7 +101,7 @@ static int dump_thread(pid_t tid, struct inject *in, uint64_t scratch, Ckpt__Thr
 	if (!t)
 		return -ENOMEM;
 	ckpt__thread_core__init(t);
-	SET(t, tid, tid);
+	SET(t, tid, vtid);
 	/* the injection session saved the real registers and mask */
 	t->regs = regs_to_msg(&in->saved);
 	if (!t->regs) {
@@ -166,7 +167,7 @@ static int dump_thread(pid_t tid, struct inject *in, uint64_t scratch, Ckpt__Thr
 
 	char path[64], comm[64] = "";
 	char *buf;
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", tid, tid);
+	snprintf(path, sizeof(path), "/proc/%d/comm", tid);
 	if (!proc_read_file(path, &buf, NULL)) {
 		snprintf(comm, sizeof(comm), "%s", buf);
 		comm[strcspn(comm, "\n")] = 0;
@@ -186,8 +187,11 @@ err:
 	return ret;
 }
 
-int dump_task_core(pid_t pid, struct inject *in, uint64_t scratch, Ckpt__TaskCore **out)
+int dump_task_core(struct dtask *dt, Ckpt__TaskCore **out)
 {
+	pid_t pid = dt->pid;
+	struct inject *in = &dt->in[0];
+	uint64_t scratch = dt->scratch;
 	Ckpt__TaskCore *c = calloc(1, sizeof(*c));
 	struct proc_status st;
 	struct proc_stat pst;
@@ -197,7 +201,7 @@ int dump_task_core(pid_t pid, struct inject *in, uint64_t scratch, Ckpt__TaskCor
 	if (!c)
 		return -ENOMEM;
 	ckpt__task_core__init(c);
-	SET(c, pid, pid);
+	SET(c, pid, dt->vpid);
 
 	ret = proc_read_status(pid, &st);
 	if (ret)
@@ -331,15 +335,17 @@ int dump_task_core(pid_t pid, struct inject *in, uint64_t scratch, Ckpt__TaskCor
 		goto err;
 	}
 
-	c->threads = calloc(1, sizeof(*c->threads));
+	c->threads = calloc(dt->ntids, sizeof(*c->threads));
 	if (!c->threads) {
 		ret = -ENOMEM;
 		goto err;
 	}
-	ret = dump_thread(pid, in, scratch, &c->threads[0]);
-	if (ret)
-		goto err;
-	c->n_threads = 1;
+	for (size_t i = 0; i < dt->ntids; i++) {
+		ret = dump_thread(dt->tids[i], dt->vtids[i], &dt->in[i], scratch, &c->threads[i]);
+		if (ret)
+			goto err;
+		c->n_threads++;
+	}
 	*out = c;
 	return 0;
 err:

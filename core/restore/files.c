@@ -49,17 +49,27 @@ static int open_checked(const char *path, int flags, bool has_meta, uint64_t siz
 	return fd;
 }
 
+/* Objects recreated so far, across every task: an open file shared by
+ * several tasks is recreated once and inherited by all of them. */
+static struct {
+	uint32_t obj_id;
+	int fd;
+} *objs;
+static size_t nobjs;
+
+void restore_files_reset(void)
+{
+	for (size_t i = 0; i < nobjs; i++)
+		close(objs[i].fd);
+	free(objs);
+	objs = NULL;
+	nobjs = 0;
+}
+
 int restore_prepare_files(struct rst_task *t)
 {
 	int maxfd = 2, ret;
-	struct {
-		uint32_t obj_id;
-		int fd;
-	} *objs = calloc(t->nfds + 1, sizeof(*objs));
-	size_t nobjs = 0;
 
-	if (!objs)
-		return -ENOMEM;
 	for (size_t i = 0; i < t->nfds; i++) {
 		Ckpt__FdEntry *e = t->fds[i];
 		int fd = -1;
@@ -80,6 +90,13 @@ int restore_prepare_files(struct rst_task *t)
 			}
 			/* the controller never needs them across exec */
 			fcntl(fd, F_SETFD, FD_CLOEXEC);
+			void *no = realloc(objs, (nobjs + 1) * sizeof(*objs));
+			if (!no) {
+				close(fd);
+				ret = -ENOMEM;
+				goto out;
+			}
+			objs = no;
 			objs[nobjs].obj_id = e->obj_id;
 			objs[nobjs++].fd = fd;
 		}
@@ -150,17 +167,20 @@ int restore_prepare_files(struct rst_task *t)
 	t->ready_fd = next++;
 	ret = 0;
 out:
-	free(objs);
 	return ret;
 }
 
 void restore_close_files(struct rst_task *t)
 {
+	/* object fds are shared between tasks: closed by restore_files_reset's
+	 * caller through the object list; only this task's helpers here */
 	for (size_t i = 0; i < t->nmoves; i++) {
-		bool seen = false;
+		bool seen = false, obj = false;
 		for (size_t k = 0; k < i; k++)
 			seen |= t->moves[k].src == t->moves[i].src;
-		if (!seen && t->moves[i].src >= 0)
+		for (size_t k = 0; k < nobjs; k++)
+			obj |= objs[k].fd == t->moves[i].src;
+		if (!seen && !obj && t->moves[i].src >= 0)
 			close(t->moves[i].src);
 	}
 	free(t->moves);

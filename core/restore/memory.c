@@ -16,6 +16,9 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/ptrace.h>
+#include <linux/sched.h>
+#include <stddef.h>
 
 #include "inject.h"
 #include "kernel.h"
@@ -225,7 +228,7 @@ static int fill_pages(struct rst_task *t, struct inject *in)
 				part = 0;
 			}
 		}
-		ret = task_mem_write(t->pid, scratch, iov, n * sizeof(*iov));
+		ret = task_mem_write(t->hpid, scratch, iov, n * sizeof(*iov));
 		if (ret)
 			break;
 		long r = inject_do(in, "preadv pages", SYS_preadv, t->pages_fd, scratch, n, off, 0, 0);
@@ -302,9 +305,9 @@ static int set_mm_fields(struct rst_task *t, struct inject *in)
 	if (map.auxv_size > TRAMP_SCRATCH_SIZE - 4096)
 		return -E2BIG;
 	map.auxv = (__u64 *)(uintptr_t)auxv_at;
-	int ret = task_mem_write(t->pid, scratch, &map, sizeof(map));
+	int ret = task_mem_write(t->hpid, scratch, &map, sizeof(map));
 	if (!ret && map.auxv_size)
-		ret = task_mem_write(t->pid, auxv_at, mm->auxv, map.auxv_size);
+		ret = task_mem_write(t->hpid, auxv_at, mm->auxv, map.auxv_size);
 	if (ret)
 		return ret;
 	long r = inject_do(in, "prctl(PR_SET_MM_MAP)", SYS_prctl, PR_SET_MM, PR_SET_MM_MAP, scratch,
@@ -312,17 +315,22 @@ static int set_mm_fields(struct rst_task *t, struct inject *in)
 	return r < 0 ? r : 0;
 }
 
-static int set_thread_state(struct rst_task *t, struct inject *in)
+/* Per-thread kernel state, asked for by the thread itself. */
+static int set_thread_state(struct rst_task *t, struct inject *in, const Ckpt__ThreadCore *th,
+			    bool main_thread)
 {
-	const Ckpt__ThreadCore *th = t->core->threads[0];
 	uint64_t scratch = TRAMP_SCRATCH(t->tramp);
 	long r;
+	int ret;
 
-	if (th->has_altstack_sp && !(th->altstack_flags & SS_DISABLE)) {
+	if (th->has_altstack_sp) {
+		/* also when disabled: the worker may have had one of its own */
 		stack_t ss = { .ss_sp = (void *)(uintptr_t)th->altstack_sp,
 			       .ss_flags = th->altstack_flags & ~SS_ONSTACK,
 			       .ss_size = th->altstack_size };
-		int ret = task_mem_write(t->pid, scratch, &ss, sizeof(ss));
+		if (ss.ss_flags & SS_DISABLE)
+			ss = (stack_t){ .ss_flags = SS_DISABLE };
+		ret = task_mem_write(t->hpid, scratch, &ss, sizeof(ss));
 		if (ret)
 			return ret;
 		r = inject_do(in, "sigaltstack", SYS_sigaltstack, scratch, 0, 0, 0, 0, 0);
@@ -343,8 +351,35 @@ static int set_thread_state(struct rst_task *t, struct inject *in)
 	r = inject_do(in, "set_tid_address", SYS_set_tid_address, th->clear_child_tid, 0, 0, 0, 0, 0);
 	if (r < 0)
 		return r;
-	r = inject_do(in, "prctl(PR_SET_PDEATHSIG)", SYS_prctl, PR_SET_PDEATHSIG, 0, 0, 0, 0, 0);
-	return r < 0 ? r : 0;
+	if (main_thread) {
+		r = inject_do(in, "prctl(PR_SET_PDEATHSIG)", SYS_prctl, PR_SET_PDEATHSIG, 0, 0, 0, 0, 0);
+		return r < 0 ? r : 0;
+	}
+	/* the worker did these for the main thread itself */
+	if (th->comm) {
+		char comm[16];
+		snprintf(comm, sizeof(comm), "%s", th->comm);
+		ret = task_mem_write(t->hpid, scratch, comm, sizeof(comm));
+		if (ret)
+			return ret;
+		r = inject_do(in, "prctl(PR_SET_NAME)", SYS_prctl, PR_SET_NAME, scratch, 0, 0, 0, 0);
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; i < th->n_pending; i++) {
+		siginfo_t si;
+		if (th->pending[i].len != sizeof(si))
+			continue;
+		memcpy(&si, th->pending[i].data, sizeof(si));
+		ret = task_mem_write(t->hpid, scratch, &si, sizeof(si));
+		if (ret)
+			return ret;
+		r = inject_do(in, "rt_tgsigqueueinfo", SYS_rt_tgsigqueueinfo, t->pid, th->tid,
+			      si.si_signo, scratch, 0, 0);
+		if (r < 0)
+			return r;
+	}
+	return 0;
 }
 
 static void regs_from_msg(const Ckpt__X86Regs *m, struct user_regs_struct *r)
@@ -385,12 +420,104 @@ static void fix_interrupted_syscall(struct user_regs_struct *r)
 	r->orig_rax = (uint64_t)-1;
 }
 
+/* Registers, FPU state and signal mask: the very last step of a thread. */
+static int set_thread_regs(pid_t htid, const Ckpt__ThreadCore *th)
+{
+	int ret = ptrace_set_sigmask(htid, th->sigmask);
+	if (ret)
+		return ret;
+	if (th->has_xstate) {
+		ret = ptrace_set_xstate(htid, th->xstate.data, th->xstate.len);
+		if (ret) {
+			pr_err("restore", "thread %u: cannot set its FPU/AVX state: %s", th->tid,
+			       strerror(-ret));
+			return ret;
+		}
+	}
+	struct user_regs_struct regs;
+	memset(&regs, 0, sizeof(regs));
+	regs_from_msg(th->regs, &regs);
+	fix_interrupted_syscall(&regs);
+	ret = ptrace_set_regs(htid, &regs);
+	if (ret)
+		pr_err("restore", "thread %u: cannot set its registers: %s", th->tid, strerror(-ret));
+	return ret;
+}
+
+/* Our tid for the new thread the task knows as vtid. */
+static pid_t host_tid(struct rst_task *t, pid_t vtid)
+{
+	if (t->hpid == t->pid)
+		return vtid;
+	pid_t *tids, found = -1;
+	size_t n;
+	if (proc_list_threads(t->hpid, &tids, &n))
+		return -1;
+	for (size_t i = 0; i < n && found < 0; i++) {
+		struct proc_status st;
+		if (!proc_read_status(tids[i], &st) && st.nspid_last == vtid)
+			found = tids[i];
+	}
+	free(tids);
+	return found;
+}
+
+/* Create thread th with its tid by clone3 in the task; it starts stopped
+ * (PTRACE_O_TRACECLONE), then gets its own state. */
+static int create_thread(struct rst_task *t, struct inject *in, const Ckpt__ThreadCore *th)
+{
+	uint64_t scratch = TRAMP_SCRATCH(t->tramp);
+	struct {
+		struct clone_args ca;
+		pid_t tid;
+	} arg;
+	memset(&arg, 0, sizeof(arg));
+	arg.ca.flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
+		       CLONE_SYSVSEM;
+	arg.tid = th->tid;
+	arg.ca.set_tid = scratch + offsetof(typeof(arg), tid);
+	arg.ca.set_tid_size = 1;
+	int ret = task_mem_write(t->hpid, scratch, &arg, sizeof(arg));
+	if (ret)
+		return ret;
+	long r = inject_do(in, "clone3 thread", SYS_clone3, scratch, sizeof(arg.ca), 0, 0, 0, 0);
+	if (r < 0) {
+		pr_err("restore", "PID %d: cannot create thread %u: %s", t->pid, th->tid,
+		       strerror((int)-r));
+		return r;
+	}
+	pid_t htid = host_tid(t, th->tid);
+	if (htid < 0)
+		return -ESRCH;
+	t->htids[t->nhtids++] = htid;
+	int sig, event;
+	ret = ptrace_wait_stop(htid, &sig, &event);
+	if (ret)
+		return ret;
+	struct inject tin;
+	ret = inject_begin(&tin, htid, t->tramp);
+	if (ret)
+		return ret;
+	tin.restore_on_end = false;
+	ret = set_thread_state(t, &tin, th, false);
+	if (ret)
+		return ret;
+	return set_thread_regs(htid, th);
+}
+
 int restore_switch(struct rst_task *t)
 {
 	struct inject in;
 	int ret;
 
-	ret = inject_begin(&in, t->pid, t->tramp);
+	t->htids = calloc(t->core->n_threads, sizeof(pid_t));
+	if (!t->htids)
+		return -ENOMEM;
+	t->htids[t->nhtids++] = t->hpid;
+	/* threads we create start stopped and traced */
+	if (ptrace(PTRACE_SETOPTIONS, t->hpid, 0, PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE))
+		return -errno;
+	ret = inject_begin(&in, t->hpid, t->tramp);
 	if (ret)
 		return ret;
 	in.restore_on_end = false; /* the worker's registers are never wanted back */
@@ -417,9 +544,14 @@ int restore_switch(struct rst_task *t)
 	/* helper fds are the controller's, not the task's */
 	for (int fd = t->pages_fd; fd < t->ready_fd; fd++)
 		inject_do(&in, "close", SYS_close, fd, 0, 0, 0, 0, 0);
-	ret = set_thread_state(t, &in);
+	ret = set_thread_state(t, &in, t->core->threads[0], true);
 	if (ret)
 		return ret;
+	for (size_t i = 1; i < t->core->n_threads; i++) {
+		ret = create_thread(t, &in, t->core->threads[i]);
+		if (ret)
+			return ret;
+	}
 
 	/* last: leave through the task's own vDSO and drop the trampoline */
 	uint64_t vdso_start = 0, vdso_end = 0;
@@ -430,7 +562,7 @@ int restore_switch(struct rst_task *t)
 		}
 	if (vdso_start) {
 		uint64_t ip;
-		ret = inject_find_syscall_in(t->pid, vdso_start, vdso_end, &ip);
+		ret = inject_find_syscall_in(t->hpid, vdso_start, vdso_end, &ip);
 		if (ret)
 			return ret;
 		in.syscall_ip = ip;
@@ -438,24 +570,5 @@ int restore_switch(struct rst_task *t)
 		if (r < 0)
 			return r;
 	}
-
-	const Ckpt__ThreadCore *th = t->core->threads[0];
-	ret = ptrace_set_sigmask(t->pid, th->sigmask);
-	if (ret)
-		return ret;
-	if (th->has_xstate) {
-		ret = ptrace_set_xstate(t->pid, th->xstate.data, th->xstate.len);
-		if (ret) {
-			pr_err("restore", "PID %d: cannot set its FPU/AVX state: %s", t->pid, strerror(-ret));
-			return ret;
-		}
-	}
-	struct user_regs_struct regs;
-	memset(&regs, 0, sizeof(regs));
-	regs_from_msg(th->regs, &regs);
-	fix_interrupted_syscall(&regs);
-	ret = ptrace_set_regs(t->pid, &regs);
-	if (ret)
-		pr_err("restore", "PID %d: cannot set its registers: %s", t->pid, strerror(-ret));
-	return ret;
+	return set_thread_regs(t->hpid, t->core->threads[0]);
 }

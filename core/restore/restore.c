@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -112,15 +113,26 @@ static int load_task(struct rst_task *t, Ckpt__PstreeEntry *pe)
 	int ret;
 
 	t->pid = pe->pid;
+	t->hpid = pe->pid;
 	t->pe = pe;
+	t->zombie = pe->has_zombie && pe->zombie;
+	t->ready_rd = t->ready_wr = -1;
+	if (t->zombie)
+		return 0;
 	snprintf(name, sizeof(name), "core-%d.img", t->pid);
 	ret = img_read_one(name, &ckpt__task_core__descriptor, (ProtobufCMessage **)&t->core);
 	if (ret)
 		return ret;
-	if (t->core->n_threads != 1 || !t->core->threads[0]->regs) {
-		pr_err("restore", "%s: expected exactly one thread with registers", name);
+	if (!t->core->n_threads || t->core->n_threads != pe->n_threads) {
+		pr_err("restore", "%s: %zu threads, pstree.img says %zu", name, t->core->n_threads,
+		       pe->n_threads);
 		return -EBADMSG;
 	}
+	for (size_t i = 0; i < t->core->n_threads; i++)
+		if (!t->core->threads[i]->regs) {
+			pr_err("restore", "%s: thread %zu has no registers", name, i);
+			return -EBADMSG;
+		}
 	snprintf(name, sizeof(name), "mm-%d.img", t->pid);
 	ret = img_read_one(name, &ckpt__mm__descriptor, (ProtobufCMessage **)&t->mm);
 	if (ret)
@@ -149,33 +161,78 @@ static void free_task(struct rst_task *t)
 	for (size_t i = 0; i < t->nfds; i++)
 		protobuf_c_message_free_unpacked(&t->fds[i]->base, NULL);
 	free(t->fds);
+	free(t->htids);
 	proc_free_vmas(&t->worker_vmas);
 	restore_close_files(t);
+	if (t->ready_rd >= 0)
+		close(t->ready_rd);
+	if (t->ready_wr >= 0)
+		close(t->ready_wr);
+}
+
+static void free_tree(struct rst_tree *tr)
+{
+	for (size_t i = 0; i < tr->n; i++)
+		free_task(&tr->t[i]);
+	restore_files_reset();
+	free(tr->t);
+	memset(tr, 0, sizeof(*tr));
+}
+
+/* Build the tree from pstree.img: parents must come before children. */
+static int load_tree(struct rst_tree *tr, Ckpt__PstreeEntry **pst, size_t npst,
+		     const Ckpt__Inventory *inv)
+{
+	tr->t = calloc(npst, sizeof(*tr->t));
+	if (!tr->t)
+		return -ENOMEM;
+	tr->n = npst;
+	tr->root_pidns = inv->has_root_in_own_pidns && inv->root_in_own_pidns;
+	for (size_t i = 0; i < npst; i++) {
+		struct rst_task *t = &tr->t[i];
+		t->parent = -1;
+		int ret = load_task(t, pst[i]);
+		if (ret)
+			return ret;
+		if (i == 0) {
+			if (pst[i]->ppid) {
+				pr_err("restore", "pstree.img: the first process %u has a parent", pst[i]->pid);
+				return -EBADMSG;
+			}
+			continue;
+		}
+		for (size_t k = 0; k < i; k++)
+			if (tr->t[k].pid == (pid_t)pst[i]->ppid)
+				t->parent = k;
+		if (t->parent < 0 || tr->t[t->parent].zombie) {
+			pr_err("restore", "pstree.img: process %u has no live parent listed before it",
+			       pst[i]->pid);
+			return -EBADMSG;
+		}
+	}
+	if (tr->t[0].zombie) {
+		pr_err("restore", "pstree.img: the root process is a zombie");
+		return -EBADMSG;
+	}
+	return 0;
 }
 
 /* The trampoline must miss the task's VMAs and ckpt's own (the worker
  * starts as a copy of this process). */
-static int pick_trampoline(struct rst_task *t)
+static int pick_trampoline(struct rst_task *t, const struct proc_vmas *self)
 {
-	struct proc_vmas self;
-	int ret = proc_read_vmas(0, &self);
-	if (ret)
-		return ret;
 	size_t n = 0;
-	struct range *r = calloc(self.n + t->mm->n_vmas + 1, sizeof(*r));
-	if (!r) {
-		proc_free_vmas(&self);
+	struct range *r = calloc(self->n + t->mm->n_vmas + 1, sizeof(*r));
+	if (!r)
 		return -ENOMEM;
-	}
-	for (size_t i = 0; i < self.n; i++)
-		r[n++] = (struct range){ self.v[i].start, self.v[i].end };
+	for (size_t i = 0; i < self->n; i++)
+		r[n++] = (struct range){ self->v[i].start, self->v[i].end };
 	for (size_t i = 0; i < t->mm->n_vmas; i++)
 		r[n++] = (struct range){ t->mm->vmas[i]->start, t->mm->vmas[i]->end };
-	ret = find_hole(r, n, 0x10000000, TRAMP_SIZE, &t->tramp);
+	int ret = find_hole(r, n, 0x10000000, TRAMP_SIZE, &t->tramp);
 	free(r);
-	proc_free_vmas(&self);
 	if (ret)
-		pr_err("restore", "no room for the restore trampoline");
+		pr_err("restore", "no room for the restore trampoline of PID %d", t->pid);
 	return ret;
 }
 
@@ -193,133 +250,220 @@ static int read_full(int fd, void *buf, size_t len)
 	return 0;
 }
 
-static pid_t clone_with_pid(pid_t pid, int exit_signal)
+static pid_t clone_root(const struct rst_tree *tr)
 {
-	pid_t tid = pid;
+	pid_t tid = tr->t[0].pid;
 	struct clone_args ca;
 	memset(&ca, 0, sizeof(ca));
-	ca.exit_signal = exit_signal;
+	ca.exit_signal = tr->t[0].core->has_exit_signal ? (int)tr->t[0].core->exit_signal : SIGCHLD;
+	if (tr->root_pidns) {
+		/* the root is init of a new pid namespace: PID 1 there */
+		ca.flags = CLONE_NEWPID;
+		return syscall(SYS_clone3, &ca, sizeof(ca));
+	}
 	ca.set_tid = (uint64_t)(uintptr_t)&tid;
 	ca.set_tid_size = 1;
 	return syscall(SYS_clone3, &ca, sizeof(ca));
 }
 
-/* Create, fill and release one task; on return it runs (or is dead). */
-static int restore_one(struct rst_task *t)
+/* Our pid for the task whose own pid (innermost namespace) is vpid, found
+ * among the children of the process we know as hparent. */
+static pid_t host_pid_of(pid_t hparent, pid_t vpid)
 {
-	int pfd[2] = { -1, -1 }, ret;
-	pid_t child = -1;
-	sigset_t all, old;
+	pid_t *tids, found = -1;
+	size_t n;
+	if (proc_list_threads(hparent, &tids, &n))
+		return -1;
+	for (size_t i = 0; i < n && found < 0; i++) {
+		char path[96], *buf;
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/children", hparent, tids[i]);
+		if (proc_read_file(path, &buf, NULL))
+			continue;
+		for (char *p = buf; *p && found < 0;) {
+			char *end;
+			long c = strtol(p, &end, 10);
+			if (end == p)
+				break;
+			struct proc_status st;
+			if (!proc_read_status(c, &st) && st.nspid_last == vpid)
+				found = c;
+			p = end;
+		}
+		free(buf);
+	}
+	free(tids);
+	return found;
+}
 
-	ret = restore_prepare_files(t);
-	if (ret)
-		return ret;
-	ret = pick_trampoline(t);
-	if (ret)
-		return ret;
-	if (pipe2(pfd, O_CLOEXEC)) {
-		ret = -errno;
-		pr_err("restore", "pipe: %s", strerror(errno));
-		return ret;
-	}
-	struct fd_move *m = realloc(t->moves, (t->nmoves + 1) * sizeof(*m));
-	if (!m) {
-		ret = -ENOMEM;
-		goto fail;
-	}
-	t->moves = m;
-	t->moves[t->nmoves++] = (struct fd_move){ pfd[1], t->ready_fd, true };
-
-	progress_stage("restore", "creating task");
-	/* the worker starts with every signal blocked */
-	sigfillset(&all);
-	sigprocmask(SIG_SETMASK, &all, &old);
-	int exit_signal = t->core->has_exit_signal ? (int)t->core->exit_signal : SIGCHLD;
-	child = clone_with_pid(t->pid, exit_signal);
-	if (child == 0)
-		worker_main(t);
-	int cerr = errno;
-	sigprocmask(SIG_SETMASK, &old, NULL);
-	t->nmoves--; /* the pipe's write end is the worker's now */
-	close(pfd[1]);
-	pfd[1] = -1;
-	if (child < 0) {
-		if (cerr == EEXIST)
-			pr_err("restore", "PID %d is already in use; stop that process or restore with --pidns",
-			       t->pid);
-		else if (cerr == EINVAL)
-			pr_err("restore", "PID %d cannot be created here (above pid_max?)", t->pid);
-		else
-			pr_err("restore", "cannot create PID %d: %s", t->pid, strerror(cerr));
-		ret = -cerr;
-		goto fail;
-	}
-	if (child != t->pid) {
-		pr_err("restore", "asked for PID %d, got %d", t->pid, child);
-		ret = -EIO;
-		goto fail;
-	}
-
+/* Read one worker's report: its verdict, then its own mappings. */
+static int read_report(struct rst_task *t)
+{
 	struct worker_msg msg;
-	ret = read_full(pfd[0], &msg, sizeof(msg));
+	int ret = read_full(t->ready_rd, &msg, sizeof(msg));
 	if (ret) {
 		pr_err("restore", "PID %d died while setting itself up", t->pid);
-		goto fail;
+		return -ECHILD;
 	}
 	if (msg.err) {
 		pr_err("restore", "PID %d: %s", t->pid, msg.text);
-		ret = msg.err;
-		goto fail;
+		return msg.err;
 	}
 	char *maps = malloc(msg.maps_len + 1);
-	if (!maps) {
-		ret = -ENOMEM;
-		goto fail;
-	}
-	ret = read_full(pfd[0], maps, msg.maps_len);
+	if (!maps)
+		return -ENOMEM;
+	ret = read_full(t->ready_rd, maps, msg.maps_len);
 	if (!ret) {
 		maps[msg.maps_len] = 0;
 		ret = proc_parse_maps(maps, &t->worker_vmas);
 	}
 	free(maps);
-	if (ret) {
+	if (ret)
 		pr_err("restore", "PID %d: bad report from the worker", t->pid);
-		goto fail;
-	}
-	close(pfd[0]);
-	pfd[0] = -1;
+	close(t->ready_rd);
+	t->ready_rd = -1;
+	return ret;
+}
 
-	ret = ptrace_seize_stop(t->pid, true);
-	if (ret) {
-		pr_err("restore", "cannot seize the new PID %d: %s", t->pid, strerror(-ret));
+static void kill_created(struct rst_tree *tr, pid_t root)
+{
+	/* the workers die with their parents (PDEATHSIG), the tree with its root */
+	for (size_t i = tr->n; i-- > 0;)
+		if (tr->t[i].hpid > 0 && i)
+			kill(tr->t[i].hpid, SIGKILL);
+	if (root > 0) {
+		kill(root, SIGKILL);
+		while (waitpid(root, NULL, __WALL) < 0 && errno == EINTR)
+			;
+	}
+}
+
+/* Create, fill and release the whole tree; on return it runs. */
+static int restore_tree(struct rst_tree *tr)
+{
+	struct proc_vmas self = { 0 };
+	pid_t root = -1;
+	size_t seized = 0;
+	sigset_t all, old;
+	int ret;
+
+	ret = proc_read_vmas(0, &self);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < tr->n; i++) {
+		struct rst_task *t = &tr->t[i];
+		int p[2];
+		if (t->zombie)
+			continue;
+		ret = restore_prepare_files(t);
+		if (!ret)
+			ret = pick_trampoline(t, &self);
+		if (ret)
+			goto fail;
+		if (pipe2(p, O_CLOEXEC)) {
+			ret = -errno;
+			pr_err("restore", "pipe: %s", strerror(errno));
+			goto fail;
+		}
+		t->ready_rd = p[0];
+		t->ready_wr = p[1];
+	}
+	proc_free_vmas(&self);
+
+	progress_stage("restore", "creating tasks");
+	/* the workers start with every signal blocked */
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &old);
+	root = clone_root(tr);
+	if (root == 0)
+		worker_main(tr, 0);
+	int cerr = errno;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	for (size_t i = 0; i < tr->n; i++)
+		if (tr->t[i].ready_wr >= 0) {
+			close(tr->t[i].ready_wr);
+			tr->t[i].ready_wr = -1;
+		}
+	if (root < 0) {
+		if (cerr == EEXIST)
+			pr_err("restore", "PID %d is already in use; stop that process or restore with --pidns",
+			       tr->t[0].pid);
+		else if (cerr == EINVAL)
+			pr_err("restore", "PID %d cannot be created here (above pid_max?)", tr->t[0].pid);
+		else
+			pr_err("restore", "cannot create PID %d: %s", tr->t[0].pid, strerror(cerr));
+		ret = -cerr;
 		goto fail;
 	}
-	ret = restore_switch(t);
-	if (ret)
+	tr->t[0].hpid = root;
+	if (!tr->root_pidns && root != tr->t[0].pid) {
+		pr_err("restore", "asked for PID %d, got %d", tr->t[0].pid, root);
+		ret = -EIO;
 		goto fail;
+	}
+
+	for (size_t i = 0; i < tr->n; i++) {
+		struct rst_task *t = &tr->t[i];
+		if (t->zombie)
+			continue;
+		ret = read_report(t);
+		if (ret)
+			goto fail;
+		if (i && tr->root_pidns) {
+			t->hpid = host_pid_of(tr->t[t->parent].hpid, t->pid);
+			if (t->hpid < 0) {
+				pr_err("restore", "cannot find the new PID %d from outside its namespace", t->pid);
+				ret = -ESRCH;
+				goto fail;
+			}
+		}
+	}
+
+	for (size_t i = 0; i < tr->n; i++) {
+		struct rst_task *t = &tr->t[i];
+		if (t->zombie)
+			continue;
+		ret = ptrace_seize_stop(t->hpid, true);
+		if (ret) {
+			pr_err("restore", "cannot seize the new PID %d: %s", t->pid, strerror(-ret));
+			goto fail;
+		}
+		seized = i + 1;
+		ret = restore_switch(t);
+		if (ret)
+			goto fail;
+	}
 	progress_stage("restore", "resuming");
-	ret = plugins_restore_resume(t->pid);
+	ret = plugins_restore_resume(tr->t[0].pid);
 	if (ret)
 		goto fail;
-	ret = ptrace_detach(t->pid);
-	if (ret) {
-		pr_err("restore", "cannot release PID %d: %s", t->pid, strerror(-ret));
-		goto fail;
+	for (size_t i = 0; i < tr->n; i++) {
+		struct rst_task *t = &tr->t[i];
+		for (size_t k = 0; k < t->nhtids; k++) {
+			ret = ptrace_detach(t->htids[k]);
+			if (ret) {
+				pr_err("restore", "cannot release thread %d of PID %d: %s", t->htids[k],
+				       t->pid, strerror(-ret));
+				goto fail;
+			}
+		}
 	}
 	progress_end();
 	return 0;
 fail:
+	(void)seized;
 	progress_end();
-	if (child > 0) {
-		kill(child, SIGKILL);
-		while (waitpid(child, NULL, __WALL) < 0 && errno == EINTR)
-			;
-	}
-	if (pfd[0] >= 0)
-		close(pfd[0]);
-	if (pfd[1] >= 0)
-		close(pfd[1]);
+	proc_free_vmas(&self);
+	kill_created(tr, root);
 	return ret ? ret : -EIO;
+}
+/* A tree holds one fd per object plus helpers per task in the controller. */
+static void raise_nofile_limit(void)
+{
+	struct rlimit r;
+	if (!getrlimit(RLIMIT_NOFILE, &r) && r.rlim_cur < r.rlim_max) {
+		r.rlim_cur = r.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &r);
+	}
 }
 
 static int write_pidfile(const char *path, pid_t pid)
@@ -346,9 +490,9 @@ static int wait_exit_status(pid_t pid)
 
 /* --pidns: this child is init of a new pid namespace; it restores the task
  * inside, reports through fd, then reaps until the task is gone. */
-static int __attribute__((noreturn)) pidns_init(struct rst_task *t, int fd)
+static int __attribute__((noreturn)) pidns_init(struct rst_tree *tr, int fd)
 {
-	int ret = restore_one(t);
+	int ret = restore_tree(tr);
 	char ok = ret ? 1 : 0;
 	if (write(fd, &ok, 1) != 1 || ret)
 		_exit(1);
@@ -363,7 +507,7 @@ static int __attribute__((noreturn)) pidns_init(struct rst_task *t, int fd)
 				continue;
 			break;
 		}
-		if (w == t->pid)
+		if (w == tr->t[0].pid)
 			status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 	}
 	_exit(status);
@@ -385,11 +529,10 @@ int cmd_restore(const struct restore_opts *o)
 	Ckpt__Inventory *inv = NULL;
 	Ckpt__PstreeEntry **pst = NULL;
 	size_t npst = 0;
-	struct rst_task t;
+	struct rst_tree tr = { 0 };
 	bool started = false;
 	int ret;
 
-	memset(&t, 0, sizeof(t));
 	ret = img_store_open(o->dir, false);
 	if (ret)
 		return ret;
@@ -403,21 +546,22 @@ int cmd_restore(const struct restore_opts *o)
 	ret = read_all("pstree.img", &ckpt__pstree_entry__descriptor, (void ***)&pst, &npst);
 	if (ret)
 		goto out;
-	if (npst != 1) {
-		pr_err("restore", "pstree.img holds %zu processes; process trees are not supported yet", npst);
-		ret = -ENOTSUP;
+	if (!npst) {
+		pr_err("restore", "pstree.img lists no process");
+		ret = -EBADMSG;
 		goto out;
 	}
-	ret = load_task(&t, pst[0]);
+	ret = load_tree(&tr, pst, npst, inv);
 	if (ret)
 		goto out;
+	raise_nofile_limit();
 	ret = plugins_restore_start();
 	started = true;
 	if (ret)
 		goto out;
 
-	pid_t visible = t.pid, waitfor = t.pid;
-	if (o->pidns) {
+	pid_t visible = tr.t[0].pid, waitfor = tr.t[0].pid;
+	if (o->pidns && !tr.root_pidns) {
 		int p[2];
 		if (pipe2(p, O_CLOEXEC) || unshare(CLONE_NEWPID)) {
 			ret = -errno;
@@ -427,7 +571,7 @@ int cmd_restore(const struct restore_opts *o)
 		pid_t init = fork();
 		if (init == 0) {
 			close(p[0]);
-			pidns_init(&t, p[1]);
+			pidns_init(&tr, p[1]);
 		}
 		close(p[1]);
 		if (init < 0) {
@@ -445,12 +589,15 @@ int cmd_restore(const struct restore_opts *o)
 		close(p[0]);
 		visible = child_of(init);
 		waitfor = init;
-		pr_info("restore", "PID %d restored in a new pid namespace (PID %d outside)", t.pid, visible);
+		pr_info("restore", "PID %d restored in a new pid namespace (PID %d outside)",
+			tr.t[0].pid, visible);
 	} else {
-		ret = restore_one(&t);
+		ret = restore_tree(&tr);
 		if (ret)
 			goto out;
-		pr_info("restore", "PID %d restored", t.pid);
+		visible = waitfor = tr.t[0].hpid;
+		pr_info("restore", "%zu process(es) restored, root PID %d%s", tr.n, tr.t[0].pid,
+			tr.root_pidns ? " (init of a new pid namespace)" : "");
 	}
 	plugins_restore_finish(1);
 	started = false;
@@ -458,14 +605,14 @@ int cmd_restore(const struct restore_opts *o)
 		write_pidfile(o->pidfile, visible);
 	if (!o->detach) {
 		/* like criu restore without -d: wait and pass on the exit status */
-		free_task(&t);
+		free_tree(&tr);
 		img_store_close();
 		exit(wait_exit_status(waitfor));
 	}
 out:
 	if (started)
 		plugins_restore_finish(0);
-	free_task(&t);
+	free_tree(&tr);
 	for (size_t i = 0; i < npst; i++)
 		protobuf_c_message_free_unpacked(&pst[i]->base, NULL);
 	free(pst);

@@ -36,7 +36,14 @@ struct fd_move {
 #define TRAMP_SCRATCH_SIZE (TRAMP_SIZE - 4096)
 
 struct rst_task {
-	pid_t pid;
+	pid_t pid;      /* as the task sees itself */
+	pid_t hpid;     /* in our pid namespace: for ptrace and /proc */
+	pid_t *htids;   /* host tids of its threads, main first (restore_switch) */
+	size_t nhtids;
+	int parent;     /* index in the tree, -1 for the root */
+	bool zombie;
+	int ready_rd;   /* controller's end of the ready pipe */
+	int ready_wr;   /* the worker's end, as created (src of the ready move) */
 	Ckpt__PstreeEntry *pe;
 	Ckpt__TaskCore *core;
 	Ckpt__Mm *mm;
@@ -57,12 +64,19 @@ struct rst_task {
 	struct proc_vmas worker_vmas; /* as the worker reported them */
 };
 
+struct rst_tree {
+	struct rst_task *t; /* parents before children, the root first */
+	size_t n;
+	bool root_pidns;    /* the root is init of its own pid namespace */
+};
+
 /* files.c */
 int restore_prepare_files(struct rst_task *t);
 void restore_close_files(struct rst_task *t);
-/* worker.c: runs in the new task, never returns */
-void __attribute__((noreturn)) worker_main(struct rst_task *t);
-/* memory.c: switch the stopped worker into the saved task */
+void restore_files_reset(void);
+/* worker.c: runs in the new task (and creates its children), never returns */
+void __attribute__((noreturn)) worker_main(struct rst_tree *tr, size_t idx);
+/* memory.c: switch the stopped worker into the saved task, threads included */
 int restore_switch(struct rst_task *t);
 
 #endif

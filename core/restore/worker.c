@@ -23,6 +23,8 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/wait.h>
+#include <linux/sched.h>
 #include <unistd.h>
 
 #include "kernel.h"
@@ -108,12 +110,20 @@ struct ksigaction {
 
 static void restore_sigactions(const Ckpt__TaskCore *c)
 {
-	for (size_t i = 0; i < c->n_sigactions; i++) {
-		const Ckpt__SigAction *a = c->sigactions[i];
-		struct ksigaction ka = { a->handler, a->flags, a->restorer, a->mask };
+	/* every signal the image does not list was at its default: the worker
+	 * (ckpt, maybe with a sanitizer) may have installed handlers of its own */
+	for (int sig = 1; sig <= 64; sig++) {
+		struct ksigaction ka = { (uint64_t)(uintptr_t)SIG_DFL, 0, 0, 0 };
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		for (size_t i = 0; i < c->n_sigactions; i++) {
+			const Ckpt__SigAction *a = c->sigactions[i];
+			if (a->sig == (uint32_t)sig)
+				ka = (struct ksigaction){ a->handler, a->flags, a->restorer, a->mask };
+		}
 		/* the raw syscall keeps the task's own sa_restorer */
-		if (syscall(SYS_rt_sigaction, a->sig, &ka, NULL, 8))
-			worker_fail(-errno, "cannot restore the handler of signal %u: %s", a->sig,
+		if (syscall(SYS_rt_sigaction, sig, &ka, NULL, 8))
+			worker_fail(-errno, "cannot restore the handler of signal %d: %s", sig,
 				    strerror(errno));
 	}
 }
@@ -168,25 +178,117 @@ static void unregister_own_rseq(void)
 		worker_fail(-errno, "cannot unregister rseq: %s", strerror(errno));
 }
 
-void worker_main(struct rst_task *t)
+static pid_t clone_child(pid_t pid, int exit_signal)
 {
-	Ckpt__TaskCore *c = t->core;
-	int ready_src = t->moves[t->nmoves - 1].src; /* the ready pipe came last */
+	pid_t tid = pid;
+	struct clone_args ca;
+	memset(&ca, 0, sizeof(ca));
+	ca.exit_signal = exit_signal;
+	ca.set_tid = (uint64_t)(uintptr_t)&tid;
+	ca.set_tid_size = 1;
+	return syscall(SYS_clone3, &ca, sizeof(ca));
+}
 
-	ready_fd = ready_src;
-	t->nmoves--;
-	/* die with the controller: nothing half-restored may survive it */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
+static int find_task(const struct rst_tree *tr, pid_t pid)
+{
+	for (size_t i = 0; i < tr->n; i++)
+		if (tr->t[i].pid == pid)
+			return i;
+	return -1;
+}
 
+/* A zombie: set up its session and group, then die the way it died. */
+static void __attribute__((noreturn)) become_zombie(const struct rst_task *t)
+{
+	int st = t->pe->exit_code;
+	if (WIFSIGNALED(st)) {
+		int sig = WTERMSIG(st);
+		sigset_t one;
+		signal(sig, SIG_DFL);
+		sigemptyset(&one);
+		sigaddset(&one, sig);
+		sigprocmask(SIG_UNBLOCK, &one, NULL);
+		syscall(SYS_kill, syscall(SYS_getpid), sig);
+	}
+	_exit(WEXITSTATUS(st));
+}
+
+/* Create the children of task idx, each a worker for its own task. */
+static void create_children(struct rst_tree *tr, size_t idx)
+{
+	struct rst_task *t = &tr->t[idx];
+	for (size_t i = 0; i < tr->n; i++) {
+		struct rst_task *c = &tr->t[i];
+		if (c->parent != (int)idx)
+			continue;
+		int exit_signal = c->core && c->core->has_exit_signal ? (int)c->core->exit_signal : SIGCHLD;
+		pid_t k = clone_child(c->pid, exit_signal);
+		if (k == 0)
+			worker_main(tr, i);
+		if (k < 0)
+			worker_fail(-errno, "cannot create child PID %d: %s%s", c->pid, strerror(errno),
+				    errno == EEXIST ? " (the PID is in use)" : "");
+		/* like a shell: the parent sets the group too, so no sibling
+		 * waits for a leader that has not set its own yet */
+		if (c->pe->pgid == (uint32_t)c->pid)
+			setpgid(k, k);
+		else if (c->pe->pgid != t->pe->pgid && find_task(tr, c->pe->pgid) >= 0)
+			setpgid(k, c->pe->pgid);
+	}
+	/* zombies must be dead before we stop, and their SIGCHLD is not ours
+	 * to keep: the saved pending signals are queued afterwards */
+	bool zombies = false;
+	for (size_t i = 0; i < tr->n; i++) {
+		struct rst_task *c = &tr->t[i];
+		if (c->parent != (int)idx || !c->zombie)
+			continue;
+		siginfo_t si;
+		while (waitid(P_PID, c->pid, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR)
+			;
+		zombies = true;
+	}
+	if (zombies) {
+		sigset_t chld;
+		struct timespec zero = { 0, 0 };
+		sigemptyset(&chld);
+		sigaddset(&chld, SIGCHLD);
+		while (sigtimedwait(&chld, NULL, &zero) > 0)
+			;
+	}
+}
+
+static void join_session_and_group(const struct rst_tree *tr, const struct rst_task *t)
+{
 	if (t->pe->sid == (uint32_t)t->pid) {
 		if (setsid() < 0)
 			worker_fail(-errno, "setsid: %s", strerror(errno));
-	} else if (t->pe->pgid == (uint32_t)t->pid) {
+		return;
+	}
+	if (t->pe->pgid == (uint32_t)t->pid) {
 		if (setpgid(0, 0))
 			worker_fail(-errno, "setpgid: %s", strerror(errno));
+	} else if (find_task(tr, t->pe->pgid) >= 0 && getpgid(0) != (pid_t)t->pe->pgid) {
+		if (setpgid(0, t->pe->pgid))
+			worker_fail(-errno, "cannot join process group %u: %s", t->pe->pgid,
+				    strerror(errno));
 	}
+}
 
-	apply_fd_plan(t, ready_src);
+void worker_main(struct rst_tree *tr, size_t idx)
+{
+	struct rst_task *t = &tr->t[idx];
+	Ckpt__TaskCore *c = t->core;
+
+	ready_fd = t->ready_wr;
+	/* die with the parent: nothing half-restored may survive the controller */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+
+	join_session_and_group(tr, t);
+	if (t->zombie)
+		become_zombie(t);
+	create_children(tr, idx);
+
+	apply_fd_plan(t, t->ready_wr);
 
 	/* per-fd state keyed by the task's fd numbers (epoll and the like) */
 	static char errbuf[400];
@@ -211,13 +313,13 @@ void worker_main(struct rst_task *t)
 	queue_pending(c, t->pid);
 
 	/* the trampoline: a syscall instruction and scratch room */
-	void *tr = mmap((void *)t->tramp, TRAMP_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC,
-			MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-	if (tr != (void *)t->tramp)
+	void *tr_map = mmap((void *)t->tramp, TRAMP_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (tr_map != (void *)t->tramp)
 		worker_fail(-errno, "cannot map the trampoline at %#llx: %s",
 			    (unsigned long long)t->tramp, strerror(errno));
 	static const unsigned char code[] = { 0x0f, 0x05, 0xcc, 0xcc };
-	memcpy(tr, code, sizeof(code));
+	memcpy(tr_map, code, sizeof(code));
 
 	unregister_own_rseq();
 

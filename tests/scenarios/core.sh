@@ -1,0 +1,6 @@
+# Scenarios of the core's multi-task features (sourced by tests/run-tests.sh).
+SCENARIOS+=(
+	"core_threads|core-threads"
+)
+
+sc_core_threads() { cycle core-threads core/threads sig; }
