@@ -152,14 +152,15 @@ ready_or_result() { [[ -s $T/ready || -s $T/result ]]; }
 # start_wl WORKLOAD [ARGS...]: start it detached (its parent exits at once,
 # so it is reparented to the namespace's init), wait for ready, set PID.
 start_wl() {
-	local w=$1
+	local w=$1 out
 	shift
+	out=$T/${w//\//_}.out # workloads of subfolders: fs/pipes -> fs_pipes.out
 	rm -f "$T/ready" "$T/result"
 	(CKPT_TEST_READY=$T/ready CKPT_TEST_RESULT=$T/result CKPT_TEST_DIR=$T \
-		exec "$WL/$w" "$@" </dev/null >>"$T/$w.out" 2>&1 &)
+		exec "$WL/$w" "$@" </dev/null >>"$out" 2>&1 &)
 	if ! wait_until 30 ready_or_result || [[ ! -s $T/ready ]]; then
 		log "workload $w did not get ready ($(result_text)); its output:"
-		cat "$T/$w.out" 2>/dev/null
+		cat "$out" 2>/dev/null
 		PID=
 		return 1
 	fi
