@@ -4,3 +4,6 @@ SCENARIOS+=(
 )
 
 sc_core_threads() { cycle core-threads core/threads sig; }
+
+SCENARIOS+=("core_tree|core-tree")
+sc_core_tree() { cycle core-tree core/tree sig; }
