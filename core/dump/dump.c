@@ -258,15 +258,17 @@ static void release_tree(struct dtree *tr, bool kill_it)
 			inject_end(&t->in[k]);
 		t->ninjecting = 0;
 	}
-	for (size_t i = 0; i < tr->n; i++) {
+	if (kill_it)
+		for (size_t i = 0; i < tr->n; i++)
+			if (!tr->t[i].zombie)
+				kill(tr->t[i].pid, SIGKILL);
+	/* Children before parents, and a thread-group leader after its other
+	 * threads: as tracer we must reap each death ourselves, and a dying
+	 * leader (or pid namespace init) waits for those first. */
+	for (size_t i = tr->n; i-- > 0;) {
 		struct dtask *t = &tr->t[i];
-		if (kill_it && !t->zombie)
-			kill(t->pid, SIGKILL);
-		/* a killed thread-group leader is reported only after its other
-		 * threads: reap those first */
 		for (size_t k = t->nseized; k-- > 0;) {
 			if (kill_it) {
-				/* as its tracer we see it die */
 				while (waitpid(t->tids[k], NULL, __WALL) < 0 && errno == EINTR)
 					;
 			} else {

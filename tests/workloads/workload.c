@@ -249,3 +249,58 @@ void wl_die(const char *fmt, ...)
 	}
 	_exit(2);
 }
+
+static volatile sig_atomic_t member_usr2;
+
+static void on_member_usr2(int sig)
+{
+	(void)sig;
+	member_usr2 = 1;
+}
+
+void wl_member_setup(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_member_usr2;
+	sigaction(SIGUSR2, &sa, NULL);
+}
+
+void wl_member(const char *name, pid_t want_ppid, pid_t want_pgid, pid_t want_sid)
+{
+	pid_t me = getpid();
+	char path[4096], text[256];
+	int bad = 0;
+
+	while (!member_usr2)
+		pause();
+	bad |= (getppid() != want_ppid) << 0;
+	bad |= (getpgid(0) != want_pgid) << 1;
+	bad |= (getsid(0) != want_sid) << 2;
+	bad |= (getpid() != me) << 3;
+	snprintf(text, sizeof(text), "%s %s pid %d ppid %d/%d pgid %d/%d sid %d/%d\n", name,
+		 bad ? "BAD" : "OK", (int)getpid(), (int)getppid(), (int)want_ppid, (int)getpgid(0),
+		 (int)want_pgid, (int)getsid(0), (int)want_sid);
+	snprintf(path, sizeof(path), "%s/%s.res", wl_dir(), name);
+	write_atomic(path, text);
+	/* stay until stopped: the parent must not see us go early */
+	for (;;)
+		pause();
+}
+
+int wl_member_result(const char *name, char *buf, size_t len)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/%s.res", wl_dir(), name);
+	for (int i = 0; i < 500; i++) {
+		if (wl_read_file(path, buf, len) > 0 && strchr(buf, '\n'))
+			return 0;
+		usleep(10000);
+	}
+	return -1;
+}
+
+int wl_write_file(const char *path, const char *text)
+{
+	return write_atomic(path, text);
+}

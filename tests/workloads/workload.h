@@ -72,6 +72,19 @@ static inline uint64_t wl_word(uint64_t a, uint64_t b)
 /* Monotonic time in nanoseconds (through the vDSO). */
 uint64_t wl_now_ns(int clock);
 
+/* Members of a process tree: wl_member_setup() (before forking) installs
+ * the SIGUSR2 handler; wl_member() runs in a descendant: it waits for
+ * SIGUSR2, checks its parent, process group and session, writes
+ * "NAME OK|BAD ..." to DIR/NAME.res and stays until killed.
+ * wl_member_result() waits (5 s) for that line. */
+void wl_member_setup(void);
+__attribute__((noreturn)) void wl_member(const char *name, pid_t want_ppid, pid_t want_pgid,
+					 pid_t want_sid);
+int wl_member_result(const char *name, char *buf, size_t len);
+
+/* Write text to path through a temporary file and rename; -1 on error. */
+int wl_write_file(const char *path, const char *text);
+
 /* Read a whole small file into buf (NUL-terminated); -1 on error. */
 ssize_t wl_read_file(const char *path, char *buf, size_t size);
 

@@ -23,62 +23,11 @@
 
 #include "workload.h"
 
-static volatile sig_atomic_t usr2;
-static void on_usr2(int s)
-{
-	(void)s;
-	usr2 = 1;
-}
-
-/* A descendant: wait for SIGUSR2, check, report into DIR/NAME.res. */
-static void __attribute__((noreturn)) member(const char *name, pid_t want_ppid, pid_t want_pgid,
-					     pid_t want_sid)
-{
-	pid_t me = getpid();
-	while (!usr2)
-		pause();
-	char path[4096], text[256];
-	int bad = 0;
-	bad |= (getppid() != want_ppid) << 0;
-	bad |= (getpgid(0) != want_pgid) << 1;
-	bad |= (getsid(0) != want_sid) << 2;
-	bad |= (getpid() != me) << 3;
-	snprintf(text, sizeof(text), "%s %s pid %d ppid %d/%d pgid %d/%d sid %d/%d\n", name,
-		 bad ? "BAD" : "OK", getpid(), getppid(), want_ppid, getpgid(0), want_pgid, getsid(0),
-		 want_sid);
-	snprintf(path, sizeof(path), "%s/%s.res", wl_dir(), name);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (fd >= 0) {
-		if (write(fd, text, strlen(text)) < 0)
-			bad = 1;
-		close(fd);
-	}
-	/* stay until the root stops us: our parent must not see us go early */
-	for (;;)
-		pause();
-}
-
-static int wait_file(const char *name, char *buf, size_t len)
-{
-	char path[4096];
-	snprintf(path, sizeof(path), "%s/%s.res", wl_dir(), name);
-	for (int i = 0; i < 500; i++) {
-		if (wl_read_file(path, buf, len) > 0 && strchr(buf, '\n'))
-			return 0;
-		usleep(10000);
-	}
-	return -1;
-}
-
 int main(void)
 {
 	wl_init("tree");
 	pid_t root = getpid();
-	struct sigaction sa = { .sa_handler = on_usr2 };
-	sigaction(SIGUSR2, &sa, NULL);
-
-	/* SIGUSR2 blocked between fork and pause would be a race: block it and
-	 * let pause()-style waiting happen with sigsuspend in member() */
+	wl_member_setup();
 	int p[2];
 	if (pipe(p))
 		wl_die("pipe");
@@ -91,7 +40,7 @@ int main(void)
 			if (write(p[1], "g", 1) != 1)
 				_exit(3);
 			close(p[1]);
-			member("g", getppid(), getpgid(0), root);
+			wl_member("g", getppid(), getpgid(0), root);
 		}
 		close(p[0]);
 		char gs[16];
@@ -99,7 +48,7 @@ int main(void)
 		if (write(p[1], "a", 1) != 1)
 			_exit(3);
 		close(p[1]);
-		member("a", root, getpid(), root);
+		wl_member("a", root, getpid(), root);
 	}
 	setpgid(a, a);
 	pid_t b = fork();
@@ -108,7 +57,7 @@ int main(void)
 		if (write(p[1], "b", 1) != 1)
 			_exit(3);
 		close(p[1]);
-		member("b", root, root, root);
+		wl_member("b", root, root, root);
 	}
 	pid_t z1 = fork();
 	if (z1 == 0)
@@ -143,7 +92,7 @@ int main(void)
 	char buf[256];
 	const char *names[] = { "a", "b", "g" };
 	for (int i = 0; i < 3; i++) {
-		if (wait_file(names[i], buf, sizeof(buf))) {
+		if (wl_member_result(names[i], buf, sizeof(buf))) {
 			wl_fail("%s did not report", names[i]);
 			continue;
 		}
