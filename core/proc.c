@@ -254,7 +254,10 @@ int proc_read_stat(pid_t pid, struct proc_stat *st)
 int proc_read_status(pid_t pid, struct proc_status *st)
 {
 	char path[64], *buf;
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/status");
 	int ret = proc_read_file(path, &buf, NULL);
 	if (ret)
 		return ret;
@@ -277,6 +280,27 @@ int proc_read_status(pid_t pid, struct proc_status *st)
 			sscanf(l + 4, "%u %u %u %u", &st->uid[0], &st->uid[1], &st->uid[2], &st->uid[3]);
 		else if (!strncmp(l, "Gid:", 4))
 			sscanf(l + 4, "%u %u %u %u", &st->gid[0], &st->gid[1], &st->gid[2], &st->gid[3]);
+		else if (!strncmp(l, "Groups:", 7)) {
+			char *p = l + 7, *end;
+			while (st->ngroups < 256) {
+				unsigned long g = strtoul(p, &end, 10);
+				if (end == p)
+					break;
+				st->groups[st->ngroups++] = g;
+				p = end;
+			}
+		} else if (!strncmp(l, "CapInh:", 7))
+			st->cap_inh = strtoull(l + 7, NULL, 16);
+		else if (!strncmp(l, "CapPrm:", 7))
+			st->cap_prm = strtoull(l + 7, NULL, 16);
+		else if (!strncmp(l, "CapEff:", 7))
+			st->cap_eff = strtoull(l + 7, NULL, 16);
+		else if (!strncmp(l, "CapBnd:", 7))
+			st->cap_bnd = strtoull(l + 7, NULL, 16);
+		else if (!strncmp(l, "CapAmb:", 7))
+			st->cap_amb = strtoull(l + 7, NULL, 16);
+		else if (!strncmp(l, "NoNewPrivs:", 11))
+			st->no_new_privs = atoi(l + 11);
 	}
 	free(buf);
 	return 0;

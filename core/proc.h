@@ -51,6 +51,10 @@ struct proc_status {
 	int nspid_levels;
 	uid_t uid[4];
 	gid_t gid[4];
+	gid_t groups[256];
+	int ngroups;
+	uint64_t cap_inh, cap_prm, cap_eff, cap_bnd, cap_amb;
+	bool no_new_privs;
 };
 int proc_read_status(pid_t pid, struct proc_status *st);
 

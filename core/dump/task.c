@@ -165,6 +165,62 @@ static int dump_thread(pid_t tid, pid_t vtid, struct inject *in, uint64_t scratc
 	SET(t, altstack_size, ss.ss_size);
 	SET(t, altstack_flags, ss.ss_flags);
 
+	/* credentials: per thread, as the kernel keeps them */
+	struct proc_status ps;
+	ret = proc_read_status(tid, &ps);
+	if (ret)
+		goto err;
+	t->creds = calloc(1, sizeof(*t->creds));
+	if (!t->creds) {
+		ret = -ENOMEM;
+		goto err;
+	}
+	ckpt__creds__init(t->creds);
+	t->creds->uid = calloc(4, sizeof(uint32_t));
+	t->creds->gid = calloc(4, sizeof(uint32_t));
+	t->creds->groups = calloc(ps.ngroups + 1, sizeof(uint32_t));
+	if (!t->creds->uid || !t->creds->gid || !t->creds->groups) {
+		ret = -ENOMEM;
+		goto err;
+	}
+	t->creds->n_uid = t->creds->n_gid = 4;
+	for (int i = 0; i < 4; i++) {
+		t->creds->uid[i] = ps.uid[i];
+		t->creds->gid[i] = ps.gid[i];
+	}
+	t->creds->n_groups = ps.ngroups;
+	for (int i = 0; i < ps.ngroups; i++)
+		t->creds->groups[i] = ps.groups[i];
+	SET(t->creds, cap_inh, ps.cap_inh);
+	SET(t->creds, cap_prm, ps.cap_prm);
+	SET(t->creds, cap_eff, ps.cap_eff);
+	SET(t->creds, cap_bnd, ps.cap_bnd);
+	SET(t->creds, cap_amb, ps.cap_amb);
+	SET(t->creds, no_new_privs, ps.no_new_privs);
+	r = inject_do(in, "prctl(PR_GET_SECUREBITS)", SYS_prctl, PR_GET_SECUREBITS, 0, 0, 0, 0, 0);
+	if (r < 0) {
+		ret = r;
+		goto err;
+	}
+	SET(t->creds, securebits, r);
+
+	r = inject_do(in, "prctl(PR_GET_PDEATHSIG)", SYS_prctl, PR_GET_PDEATHSIG, scratch, 0, 0, 0, 0);
+	if (r < 0) {
+		ret = r;
+		goto err;
+	}
+	int pdeath;
+	ret = task_mem_read(tid, scratch, &pdeath, sizeof(pdeath));
+	if (ret)
+		goto err;
+	SET(t, pdeath_sig, pdeath);
+	r = inject_do(in, "prctl(PR_GET_TIMERSLACK)", SYS_prctl, PR_GET_TIMERSLACK, 0, 0, 0, 0, 0);
+	if (r < 0) {
+		ret = r;
+		goto err;
+	}
+	SET(t, timerslack_ns, r);
+
 	char path[64], comm[64] = "";
 	char *buf;
 	snprintf(path, sizeof(path), "/proc/%d/comm", tid);
@@ -296,6 +352,29 @@ int dump_task_core(struct dtask *dt, Ckpt__TaskCore **out)
 		SET(t, interval_us, it.it_interval.tv_sec * 1000000ULL + it.it_interval.tv_usec);
 		SET(t, value_us, it.it_value.tv_sec * 1000000ULL + it.it_value.tv_usec);
 		c->itimers[c->n_itimers++] = t;
+	}
+
+	long r = inject_do(in, "prctl(PR_GET_CHILD_SUBREAPER)", SYS_prctl, PR_GET_CHILD_SUBREAPER,
+			   scratch, 0, 0, 0, 0);
+	if (r < 0) {
+		ret = r;
+		goto err;
+	}
+	int subreaper;
+	ret = task_mem_read(pid, scratch, &subreaper, sizeof(subreaper));
+	if (ret)
+		goto err;
+	SET(c, child_subreaper, subreaper != 0);
+	r = inject_do(in, "prctl(PR_GET_DUMPABLE)", SYS_prctl, PR_GET_DUMPABLE, 0, 0, 0, 0, 0);
+	if (r < 0) {
+		ret = r;
+		goto err;
+	}
+	SET(c, dumpable, r);
+	snprintf(path, sizeof(path), "/proc/%d/oom_score_adj", pid);
+	if (!proc_read_file(path, &buf, NULL)) {
+		SET(c, oom_score_adj, atoi(buf));
+		free(buf);
 	}
 
 	long brk = inject_do(in, "brk", SYS_brk, 0, 0, 0, 0, 0, 0);

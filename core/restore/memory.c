@@ -7,6 +7,8 @@
  * set the mm fields, then the registers.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <linux/prctl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -351,10 +353,14 @@ static int set_thread_state(struct rst_task *t, struct inject *in, const Ckpt__T
 	r = inject_do(in, "set_tid_address", SYS_set_tid_address, th->clear_child_tid, 0, 0, 0, 0, 0);
 	if (r < 0)
 		return r;
-	if (main_thread) {
-		r = inject_do(in, "prctl(PR_SET_PDEATHSIG)", SYS_prctl, PR_SET_PDEATHSIG, 0, 0, 0, 0, 0);
-		return r < 0 ? r : 0;
+	if (th->has_timerslack_ns) {
+		r = inject_do(in, "prctl(PR_SET_TIMERSLACK)", SYS_prctl, PR_SET_TIMERSLACK,
+			      th->timerslack_ns, 0, 0, 0, 0);
+		if (r < 0)
+			return r;
 	}
+	if (main_thread)
+		return 0;
 	/* the worker did these for the main thread itself */
 	if (th->comm) {
 		char comm[16];
@@ -380,6 +386,18 @@ static int set_thread_state(struct rst_task *t, struct inject *in, const Ckpt__T
 			return r;
 	}
 	return 0;
+}
+
+/* Credentials, then what a credential change resets: the parent-death
+ * signal (and, process-wide, dumpable: restore_switch). */
+static int thread_creds(struct rst_task *t, struct inject *in, const Ckpt__ThreadCore *th)
+{
+	int ret = restore_creds(t, in, th->creds);
+	if (ret)
+		return ret;
+	long r = inject_do(in, "prctl(PR_SET_PDEATHSIG)", SYS_prctl, PR_SET_PDEATHSIG,
+			   th->has_pdeath_sig ? th->pdeath_sig : 0, 0, 0, 0, 0);
+	return r < 0 ? r : 0;
 }
 
 static void regs_from_msg(const Ckpt__X86Regs *m, struct user_regs_struct *r)
@@ -500,6 +518,8 @@ static int create_thread(struct rst_task *t, struct inject *in, const Ckpt__Thre
 		return ret;
 	tin.restore_on_end = false;
 	ret = set_thread_state(t, &tin, th, false);
+	if (!ret)
+		ret = thread_creds(t, &tin, th);
 	if (ret)
 		return ret;
 	return set_thread_regs(htid, th);
@@ -551,6 +571,37 @@ int restore_switch(struct rst_task *t)
 		ret = create_thread(t, &in, t->core->threads[i]);
 		if (ret)
 			return ret;
+	}
+
+	/* process-wide flags, then the main thread's credentials: only now,
+	 * as creating threads with chosen tids needs the worker's privileges */
+	Ckpt__TaskCore *c = t->core;
+	if (c->has_child_subreaper && c->child_subreaper) {
+		long r = inject_do(&in, "prctl(PR_SET_CHILD_SUBREAPER)", SYS_prctl,
+				   PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0, 0);
+		if (r < 0)
+			return r;
+	}
+	ret = thread_creds(t, &in, c->threads[0]);
+	if (ret)
+		return ret;
+	if (c->has_dumpable) {
+		/* after the uid change, which resets it */
+		long r = inject_do(&in, "prctl(PR_SET_DUMPABLE)", SYS_prctl, PR_SET_DUMPABLE,
+				   c->dumpable, 0, 0, 0, 0);
+		if (r < 0)
+			return r;
+	}
+	if (c->has_oom_score_adj) {
+		char path[64], val[16];
+		snprintf(path, sizeof(path), "/proc/%d/oom_score_adj", t->hpid);
+		snprintf(val, sizeof(val), "%d", c->oom_score_adj);
+		int fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, val, strlen(val)) < 0)
+			pr_warn("restore", "PID %d: cannot set oom_score_adj %d: %s", t->pid,
+				c->oom_score_adj, strerror(errno));
+		if (fd >= 0)
+			close(fd);
 	}
 
 	/* last: leave through the task's own vDSO and drop the trampoline */

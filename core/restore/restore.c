@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/ptrace.h>
@@ -492,7 +493,15 @@ static int wait_exit_status(pid_t pid)
  * inside, reports through fd, then reaps until the task is gone. */
 static int __attribute__((noreturn)) pidns_init(struct rst_tree *tr, int fd)
 {
-	int ret = restore_tree(tr);
+	/* /proc must show this namespace: to us and to the restored tree */
+	int ret = 0;
+	if (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
+	    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL)) {
+		pr_err("restore", "cannot mount /proc for the new pid namespace: %s", strerror(errno));
+		ret = -errno;
+	}
+	if (!ret)
+		ret = restore_tree(tr);
 	char ok = ret ? 1 : 0;
 	if (write(fd, &ok, 1) != 1 || ret)
 		_exit(1);

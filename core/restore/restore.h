@@ -76,6 +76,9 @@ void restore_close_files(struct rst_task *t);
 void restore_files_reset(void);
 /* worker.c: runs in the new task (and creates its children), never returns */
 void __attribute__((noreturn)) worker_main(struct rst_tree *tr, size_t idx);
+/* creds.c: the thread's credentials, its last injected step */
+struct inject;
+int restore_creds(struct rst_task *t, struct inject *in, const Ckpt__Creds *c);
 /* memory.c: switch the stopped worker into the saved task, threads included */
 int restore_switch(struct rst_task *t);
 

@@ -27,3 +27,6 @@ sc_core_pidns_init() {
 	wait_until 10 gone "$PID" || { fail $name "pid $PID still runs after reporting"; return; }
 	report pass $name
 }
+
+SCENARIOS+=("core_creds|core-creds")
+sc_core_creds() { cycle core-creds core/creds sig; }
