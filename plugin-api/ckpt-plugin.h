@@ -114,7 +114,9 @@ struct ckpt_lifecycle_hooks {
 	int (*dump_start)(void *priv, pid_t root);
 	/* Every task of the tree is stopped under ptrace. */
 	int (*tree_frozen)(void *priv, pid_t root);
-	/* Dump ended; ok is 0 on failure (undo whatever dump_start did).
+	/* Dump ended, the tree is still stopped; ok is 0 on failure (undo
+	 * whatever dump_start did), 1 when the tree is killed next, 2 when it
+	 * keeps running (dump -R; since ABI 1.1, earlier hosts passed 1).
 	 * On success plugins close their images here. */
 	int (*dump_finish)(void *priv, int ok);
 	/* Before any restored task exists; plugins read their images. */

@@ -468,6 +468,8 @@ static int dump_task_state(struct dtask *t)
 	if (ret)
 		return ret;
 	ret = dump_task_core(t, &t->core);
+	if (!ret)
+		ret = dump_posix_timers(t, t->core);
 	long r = inject_do(&t->in[0], "munmap scratch", SYS_munmap, t->scratch, SCRATCH_SIZE, 0, 0,
 			   0, 0);
 	if (!ret && r < 0)
@@ -539,7 +541,8 @@ int cmd_dump(const struct dump_opts *o)
 			goto fail;
 	}
 	progress_stage("dump", "plugins");
-	ret = plugins_dump_finish(1);
+	/* 1: the tree is killed next; 2: it keeps running (-R) */
+	ret = plugins_dump_finish(o->leave_running ? 2 : 1);
 	started = false;
 	if (ret)
 		goto fail;
@@ -557,9 +560,10 @@ int cmd_dump(const struct dump_opts *o)
 
 fail:
 	progress_end();
-	release_tree(&tr, false);
+	/* plugins undo their part (TCP repair mode...) before the tree runs */
 	if (started)
 		plugins_dump_finish(0);
+	release_tree(&tr, false);
 	unlinkat(img_store_dirfd(), "inventory.img", 0);
 	free_tree(&tr);
 	img_store_close();

@@ -39,6 +39,8 @@ struct dtask {
  * sessions (which saved them), the rest from /proc and injected syscalls */
 int dump_task_core(struct dtask *t, Ckpt__TaskCore **out);
 void free_task_core(Ckpt__TaskCore *c);
+/* timers.c: POSIX timers, while the task is under injection */
+int dump_posix_timers(struct dtask *dt, Ckpt__TaskCore *c);
 /* memory.c: mm-PID.img, pagemap-PID.img, pages-PID.img */
 int dump_task_memory(pid_t pid, pid_t vpid, uint64_t brk);
 /* files.c: fdinfo-PID.img, objects through plugins */

@@ -573,6 +573,11 @@ int restore_switch(struct rst_task *t)
 			return ret;
 	}
 
+	/* after the threads: a timer may signal one of them */
+	ret = restore_posix_timers(t, &in);
+	if (ret)
+		return ret;
+
 	/* process-wide flags, then the main thread's credentials: only now,
 	 * as creating threads with chosen tids needs the worker's privileges */
 	Ckpt__TaskCore *c = t->core;

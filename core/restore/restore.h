@@ -79,6 +79,8 @@ void __attribute__((noreturn)) worker_main(struct rst_tree *tr, size_t idx);
 /* creds.c: the thread's credentials, its last injected step */
 struct inject;
 int restore_creds(struct rst_task *t, struct inject *in, const Ckpt__Creds *c);
+/* timers.c: POSIX timers with their ids, by injection in the main thread */
+int restore_posix_timers(struct rst_task *t, struct inject *in);
 /* memory.c: switch the stopped worker into the saved task, threads included */
 int restore_switch(struct rst_task *t);
 

@@ -30,3 +30,6 @@ sc_core_pidns_init() {
 
 SCENARIOS+=("core_creds|core-creds")
 sc_core_creds() { cycle core-creds core/creds sig; }
+
+SCENARIOS+=("core_signals|core-signals")
+sc_core_signals() { cycle core-signals core/signals sig; }
