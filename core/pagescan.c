@@ -10,7 +10,7 @@
 #include "log.h"
 #include "pagescan.h"
 
-static int runs_add(struct page_runs *runs, uint64_t start, uint64_t end)
+int page_runs_add(struct page_runs *runs, uint64_t start, uint64_t end)
 {
 	if (runs->n && runs->r[runs->n - 1].end == start) {
 		runs->r[runs->n - 1].end = end;
@@ -75,7 +75,7 @@ int pagescan_range(int pagemap_fd, uint64_t start, uint64_t end, enum pagescan_m
 				continue;
 			if (s < covered)
 				s = covered;
-			int ret = runs_add(runs, s, e);
+			int ret = page_runs_add(runs, s, e);
 			if (ret)
 				return ret;
 			covered = e;

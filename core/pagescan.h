@@ -26,6 +26,8 @@ enum pagescan_mode {
 int pagescan_range(int pagemap_fd, uint64_t start, uint64_t end, enum pagescan_mode mode,
 		   struct page_runs *runs);
 void page_runs_free(struct page_runs *runs);
+/* Append [start, end), merging with the last run when adjacent. */
+int page_runs_add(struct page_runs *runs, uint64_t start, uint64_t end);
 /* Is PAGEMAP_SCAN usable here (on our own pagemap)? */
 bool pagescan_supported(void);
 

@@ -35,6 +35,81 @@
 /* Stream buffer between process_vm_readv and the image. */
 #define COPY_CHUNK (8u << 20)
 
+/* Shared anonymous objects seen so far in this dump, with the range of
+ * their pages already saved: the pages are saved once, by the first task
+ * that maps them, and restored into one object every task maps again. */
+struct shmem_seen {
+	uint64_t id, lo, hi;
+};
+static struct shmem_seen *shmem;
+static size_t nshmem;
+
+static int shmem_vma(pid_t pid, const struct proc_vma *v, Ckpt__Vma *m)
+{
+	char path[96];
+	struct stat st;
+	uint64_t lo = v->pgoff, hi = v->pgoff + (v->end - v->start);
+
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", pid,
+		 (unsigned long long)v->start, (unsigned long long)v->end);
+	if (stat(path, &st)) {
+		pr_err("mem", "PID %d: cannot stat shared memory at %#llx: %s", pid,
+		       (unsigned long long)v->start, strerror(errno));
+		return -errno;
+	}
+	SET(m, shmem_id, v->ino);
+	SET(m, shmem_size, st.st_size > (off_t)hi ? (uint64_t)st.st_size : hi);
+	for (size_t i = 0; i < nshmem; i++) {
+		if (shmem[i].id != v->ino)
+			continue;
+		if (lo >= shmem[i].lo && hi <= shmem[i].hi)
+			return 1; /* saved with an earlier task */
+		if (lo < shmem[i].lo)
+			shmem[i].lo = lo;
+		if (hi > shmem[i].hi)
+			shmem[i].hi = hi;
+		return 0;
+	}
+	struct shmem_seen *n = realloc(shmem, (nshmem + 1) * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	shmem = n;
+	shmem[nshmem++] = (struct shmem_seen){ v->ino, lo, hi };
+	return 0;
+}
+
+/* The pages of a shared object are those it holds, whether or not this
+ * task has touched them (another sharer may have written them): the data
+ * ranges of the object itself, by SEEK_DATA/SEEK_HOLE. */
+static int shmem_runs(pid_t pid, const struct proc_vma *v, struct page_runs *runs)
+{
+	char path[96];
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", pid,
+		 (unsigned long long)v->start, (unsigned long long)v->end);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		pr_err("mem", "PID %d: cannot open shared memory at %#llx: %s", pid,
+		       (unsigned long long)v->start, strerror(errno));
+		return -errno;
+	}
+	off_t lo = v->pgoff, hi = v->pgoff + (v->end - v->start);
+	int ret = 0;
+	for (off_t off = lo; off < hi;) {
+		off_t d = lseek(fd, off, SEEK_DATA);
+		if (d < 0 || d >= hi)
+			break;
+		off_t h = lseek(fd, d, SEEK_HOLE);
+		if (h < 0 || h > hi)
+			h = hi;
+		ret = page_runs_add(runs, v->start + (d - lo), v->start + (h - lo));
+		if (ret)
+			break;
+		off = h;
+	}
+	close(fd);
+	return ret;
+}
+
 static int classify(pid_t pid, const struct proc_vma *v, Ckpt__Vma *m, enum pagescan_mode *mode)
 {
 	const char *name = v->name;
@@ -64,16 +139,19 @@ static int classify(pid_t pid, const struct proc_vma *v, Ckpt__Vma *m, enum page
 		       name ? name : "anon");
 		return -ENOTSUP;
 	}
-	if (name && (strstr(name, " (deleted)") || !strncmp(name, "/memfd:", 7) ||
+	bool zero = name && !strncmp(name, "/dev/zero", 9); /* shared anonymous memory */
+	if (name && !zero && (strstr(name, " (deleted)") || !strncmp(name, "/memfd:", 7) ||
 		     !strncmp(name, "/SYSV", 5))) {
 		pr_err("mem", "PID %d: mapping %#llx-%#llx of %s: deleted files, memfd and SysV shm are not supported yet",
 		       pid, (unsigned long long)v->start, (unsigned long long)v->end, name);
 		return -ENOTSUP;
 	}
-	if (!file || (name && !strncmp(name, "/dev/zero", 9))) {
+	if (!file || zero) {
 		m->kind = CKPT__VMA_KIND__VMA_ANON;
 		m->flags |= MAP_ANONYMOUS;
 		*mode = v->shared ? SCAN_SHARED : SCAN_ANON;
+		if (v->shared)
+			return shmem_vma(pid, v, m);
 		return 0;
 	}
 	struct stat st;
@@ -282,7 +360,10 @@ int dump_task_memory(pid_t pid, pid_t vpid, uint64_t brk)
 		mm.vmas[mm.n_vmas++] = m;
 		if (ret == 1)
 			continue; /* no pages of ours */
-		ret = pagescan_range(pagemap_fd, v->start, v->end, mode, &runs[i]);
+		if (m->has_shmem_id)
+			ret = shmem_runs(pid, v, &runs[i]);
+		else
+			ret = pagescan_range(pagemap_fd, v->start, v->end, mode, &runs[i]);
 		if (ret)
 			goto out_vm;
 		SET(m, has_pages, runs[i].n > 0);

@@ -57,8 +57,44 @@ static struct {
 } *objs;
 static size_t nobjs;
 
+/* Shared anonymous memory objects: one memfd each, mapped by every task
+ * that shared the object at dump time. */
+static struct {
+	uint64_t id;
+	int fd;
+} *shm;
+static size_t nshm;
+
+static int shmem_object(uint64_t id, uint64_t size)
+{
+	for (size_t i = 0; i < nshm; i++)
+		if (shm[i].id == id)
+			return shm[i].fd;
+	void *n = realloc(shm, (nshm + 1) * sizeof(*shm));
+	if (!n)
+		return -ENOMEM;
+	shm = n;
+	int fd = memfd_create("ckpt-shmem", MFD_CLOEXEC);
+	if (fd < 0 || ftruncate(fd, size)) {
+		int err = -errno;
+		pr_err("restore", "cannot create shared memory of %llu bytes: %s",
+		       (unsigned long long)size, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return err;
+	}
+	shm[nshm].id = id;
+	shm[nshm++].fd = fd;
+	return fd;
+}
+
 void restore_files_reset(void)
 {
+	for (size_t i = 0; i < nshm; i++)
+		close(shm[i].fd);
+	free(shm);
+	shm = NULL;
+	nshm = 0;
 	for (size_t i = 0; i < nobjs; i++)
 		close(objs[i].fd);
 	free(objs);
@@ -140,6 +176,23 @@ int restore_prepare_files(struct rst_task *t)
 	for (size_t i = 0; i < mm->n_vmas; i++) {
 		Ckpt__Vma *v = mm->vmas[i];
 		t->vma_fd[i] = -1;
+		if (v->has_shmem_id) {
+			fd = shmem_object(v->shmem_id, v->shmem_size);
+			if (fd < 0) {
+				ret = fd;
+				goto out;
+			}
+			for (size_t k = 0; k < t->nmoves && t->vma_fd[i] < 0; k++)
+				if (t->moves[k].src == fd)
+					t->vma_fd[i] = t->moves[k].dst;
+			if (t->vma_fd[i] >= 0)
+				continue;
+			t->vma_fd[i] = next++;
+			ret = add_move(t, fd, t->vma_fd[i], true);
+			if (ret)
+				goto out;
+			continue;
+		}
 		if (v->kind != CKPT__VMA_KIND__VMA_FILE_PRIVATE && v->kind != CKPT__VMA_KIND__VMA_FILE_SHARED)
 			continue;
 		bool rw = v->kind == CKPT__VMA_KIND__VMA_FILE_SHARED && (v->prot & PROT_WRITE);
@@ -180,6 +233,8 @@ void restore_close_files(struct rst_task *t)
 			seen |= t->moves[k].src == t->moves[i].src;
 		for (size_t k = 0; k < nobjs; k++)
 			obj |= objs[k].fd == t->moves[i].src;
+		for (size_t k = 0; k < nshm; k++)
+			obj |= shm[k].fd == t->moves[i].src;
 		if (!seen && !obj && t->moves[i].src >= 0)
 			close(t->moves[i].src);
 	}

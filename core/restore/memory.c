@@ -167,6 +167,11 @@ static int map_vmas(struct rst_task *t, struct inject *in)
 		case CKPT__VMA_KIND__VMA_VSYSCALL:
 			continue;
 		case CKPT__VMA_KIND__VMA_ANON:
+			if (v->has_shmem_id) {
+				/* the object every sharer maps */
+				fd = t->vma_fd[i];
+				flags = MAP_SHARED | (flags & MAP_GROWSDOWN);
+			}
 			break;
 		case CKPT__VMA_KIND__VMA_FILE_PRIVATE:
 		case CKPT__VMA_KIND__VMA_FILE_SHARED:
@@ -181,7 +186,7 @@ static int map_vmas(struct rst_task *t, struct inject *in)
 		if (v->has_pages)
 			prot |= PROT_WRITE; /* to fill; mprotect'ed back after */
 		long m = inject_do(in, "mmap", SYS_mmap, v->start, len, prot, flags | MAP_FIXED, fd,
-				   v->kind == CKPT__VMA_KIND__VMA_ANON ? 0 : v->pgoff);
+				   fd < 0 ? 0 : v->pgoff);
 		if (m < 0) {
 			pr_err("restore", "PID %d: cannot map %#llx-%#llx (%s)", t->pid,
 			       (unsigned long long)v->start, (unsigned long long)v->end,

@@ -33,3 +33,6 @@ sc_core_creds() { cycle core-creds core/creds sig; }
 
 SCENARIOS+=("core_signals|core-signals")
 sc_core_signals() { cycle core-signals core/signals sig; }
+
+SCENARIOS+=("core_shmem|core-shmem")
+sc_core_shmem() { cycle core-shmem core/shmem sig; }
