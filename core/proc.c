@@ -301,6 +301,8 @@ int proc_read_status(pid_t pid, struct proc_status *st)
 			st->cap_amb = strtoull(l + 7, NULL, 16);
 		else if (!strncmp(l, "NoNewPrivs:", 11))
 			st->no_new_privs = atoi(l + 11);
+		else if (!strncmp(l, "Seccomp:", 8))
+			st->seccomp = atoi(l + 8);
 	}
 	free(buf);
 	return 0;

@@ -55,6 +55,7 @@ struct proc_status {
 	int ngroups;
 	uint64_t cap_inh, cap_prm, cap_eff, cap_bnd, cap_amb;
 	bool no_new_privs;
+	int seccomp;
 };
 int proc_read_status(pid_t pid, struct proc_status *st);
 

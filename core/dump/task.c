@@ -90,6 +90,50 @@ static int read_pending(pid_t tid, bool shared, size_t *n, ProtobufCBinaryData *
 	return 0;
 }
 
+/* The thread's seccomp filter chain, oldest first, as BPF programs. */
+static int dump_seccomp(pid_t tid, int mode, Ckpt__ThreadCore *t)
+{
+	SET(t, seccomp_mode, mode);
+	if (mode == 0)
+		return 0;
+	if (mode != 2) {
+		pr_err("dump", "thread %d is in strict seccomp mode; it cannot be restored", tid);
+		return -ENOTSUP;
+	}
+	size_t n = 0;
+	for (;; n++) {
+		long cnt = ptrace(PTRACE_SECCOMP_GET_FILTER, tid, n, NULL);
+		if (cnt < 0 && errno == ENOENT)
+			break;
+		if (cnt < 0) {
+			pr_err("dump", "thread %d: cannot read seccomp filter %zu: %s", tid, n,
+			       strerror(errno));
+			return -errno;
+		}
+	}
+	t->seccomp_filters = calloc(n + 1, sizeof(*t->seccomp_filters));
+	if (!t->seccomp_filters)
+		return -ENOMEM;
+	/* index 0 is the newest: store them in the order to install */
+	for (size_t i = 0; i < n; i++) {
+		size_t idx = n - 1 - i;
+		long cnt = ptrace(PTRACE_SECCOMP_GET_FILTER, tid, idx, NULL);
+		if (cnt <= 0)
+			return cnt < 0 ? -errno : -EIO;
+		void *prog = calloc(cnt, 8);
+		if (!prog)
+			return -ENOMEM;
+		if (ptrace(PTRACE_SECCOMP_GET_FILTER, tid, idx, prog) != cnt) {
+			free(prog);
+			return -EIO;
+		}
+		t->seccomp_filters[i].data = prog;
+		t->seccomp_filters[i].len = cnt * 8;
+		t->n_seccomp_filters++;
+	}
+	return 0;
+}
+
 static int dump_thread(pid_t tid, pid_t vtid, struct inject *in, uint64_t scratch,
 		       Ckpt__ThreadCore **out)
 {
@@ -197,6 +241,9 @@ static int dump_thread(pid_t tid, pid_t vtid, struct inject *in, uint64_t scratc
 	SET(t->creds, cap_bnd, ps.cap_bnd);
 	SET(t->creds, cap_amb, ps.cap_amb);
 	SET(t->creds, no_new_privs, ps.no_new_privs);
+	ret = dump_seccomp(tid, ps.seccomp, t);
+	if (ret)
+		goto err;
 	r = inject_do(in, "prctl(PR_GET_SECUREBITS)", SYS_prctl, PR_GET_SECUREBITS, 0, 0, 0, 0, 0);
 	if (r < 0) {
 		ret = r;

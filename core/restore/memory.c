@@ -524,6 +524,8 @@ static int create_thread(struct rst_task *t, struct inject *in, const Ckpt__Thre
 	tin.restore_on_end = false;
 	ret = set_thread_state(t, &tin, th, false);
 	if (!ret)
+		ret = restore_seccomp(t, &tin, th);
+	if (!ret)
 		ret = thread_creds(t, &tin, th);
 	if (ret)
 		return ret;
@@ -540,7 +542,13 @@ int restore_switch(struct rst_task *t)
 		return -ENOMEM;
 	t->htids[t->nhtids++] = t->hpid;
 	/* threads we create start stopped and traced */
-	if (ptrace(PTRACE_SETOPTIONS, t->hpid, 0, PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE))
+	/* threads we create start stopped and traced; the filters we install
+	 * must not judge our own injected syscalls (until the detach) */
+	long opts = PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE;
+	for (size_t i = 0; i < t->core->n_threads; i++)
+		if (t->core->threads[i]->n_seccomp_filters)
+			opts |= PTRACE_O_SUSPEND_SECCOMP;
+	if (ptrace(PTRACE_SETOPTIONS, t->hpid, 0, opts))
 		return -errno;
 	ret = inject_begin(&in, t->hpid, t->tramp);
 	if (ret)
@@ -592,6 +600,9 @@ int restore_switch(struct rst_task *t)
 		if (r < 0)
 			return r;
 	}
+	ret = restore_seccomp(t, &in, c->threads[0]);
+	if (ret)
+		return ret;
 	ret = thread_creds(t, &in, c->threads[0]);
 	if (ret)
 		return ret;

@@ -505,7 +505,9 @@ static int __attribute__((noreturn)) pidns_init(struct rst_tree *tr, int fd)
 	char ok = ret ? 1 : 0;
 	if (write(fd, &ok, 1) != 1 || ret)
 		_exit(1);
-	close(fd);
+	/* the tree runs: hold none of its files (a pipe's reader must see
+	 * EOF when its writers close), nor our caller's terminal */
+	syscall(SYS_close_range, 0, ~0U, 0);
 	prctl(PR_SET_NAME, "ckpt-pidns-init");
 	int status = 0;
 	for (;;) {

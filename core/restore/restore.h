@@ -30,7 +30,7 @@ struct fd_move {
 };
 
 /* Trampoline region: a code page (syscall; int3) then scratch pages. */
-#define TRAMP_PAGES 8
+#define TRAMP_PAGES 16
 #define TRAMP_SIZE (TRAMP_PAGES * 4096)
 #define TRAMP_SCRATCH(t) ((t) + 4096)
 #define TRAMP_SCRATCH_SIZE (TRAMP_SIZE - 4096)
@@ -79,6 +79,8 @@ void __attribute__((noreturn)) worker_main(struct rst_tree *tr, size_t idx);
 /* creds.c: the thread's credentials, its last injected step */
 struct inject;
 int restore_creds(struct rst_task *t, struct inject *in, const Ckpt__Creds *c);
+/* seccomp.c: a thread's filters, while it is still privileged */
+int restore_seccomp(struct rst_task *t, struct inject *in, const Ckpt__ThreadCore *th);
 /* timers.c: POSIX timers with their ids, by injection in the main thread */
 int restore_posix_timers(struct rst_task *t, struct inject *in);
 /* memory.c: switch the stopped worker into the saved task, threads included */

@@ -56,8 +56,16 @@ static int create_one(struct rst_task *t, struct inject *in, const Ckpt__PosixTi
 		pr_err("restore", "PID %d: POSIX timer %d came back as %d", t->pid, pt->id, got);
 		return -EEXIST;
 	}
-	if (!pt->value_ns)
-		return 0; /* disarmed */
+	if (!pt->value_ns) {
+		if (!pt->interval_ns)
+			return 0; /* disarmed */
+		/* fired, re-armed only when its pending signal is delivered:
+		 * that signal is restored with the others; arm the next period */
+		arg.its.it_value = arg.its.it_interval;
+		ret = task_mem_write(t->hpid, a_its, &arg.its, sizeof(arg.its));
+		if (ret)
+			return ret;
+	}
 	r = inject_do(in, "timer_settime", SYS_timer_settime, pt->id, 0, a_its, 0, 0, 0);
 	return r < 0 ? r : 0;
 }

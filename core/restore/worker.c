@@ -329,8 +329,16 @@ void worker_main(struct rst_tree *tr, size_t idx)
 			.it_interval = { it->interval_us / 1000000, it->interval_us % 1000000 },
 			.it_value = { it->value_us / 1000000, it->value_us % 1000000 },
 		};
-		if (!v.it_value.tv_sec && !v.it_value.tv_usec)
-			continue; /* disarmed */
+		if (!v.it_value.tv_sec && !v.it_value.tv_usec) {
+			/* This kernel re-arms a periodic timer only when its
+			 * signal is delivered: 0 left with an interval means it
+			 * fired and its SIGALRM is still pending (restored with
+			 * the other pending signals).  Arm it for the next
+			 * period, or it would never fire again. */
+			if (!it->interval_us)
+				continue; /* disarmed */
+			v.it_value = v.it_interval;
+		}
 		if (setitimer(it->which, &v, NULL))
 			worker_fail(-errno, "setitimer %u: %s", it->which, strerror(errno));
 	}

@@ -280,7 +280,8 @@ static int scan_tree(struct net_priv *p, pid_t root)
 			strerror(-ret));
 		return net_errno(ret);
 	}
-	qsort(inos.v, inos.n, sizeof(*inos.v), cmp_u64);
+	if (inos.n)
+		qsort(inos.v, inos.n, sizeof(*inos.v), cmp_u64);
 	free(p->tree_inos);
 	p->tree_inos = inos.v;
 	p->ntree_inos = inos.n;

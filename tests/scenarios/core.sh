@@ -36,3 +36,6 @@ sc_core_signals() { cycle core-signals core/signals sig; }
 
 SCENARIOS+=("core_shmem|core-shmem")
 sc_core_shmem() { cycle core-shmem core/shmem sig; }
+
+SCENARIOS+=("core_seccomp|core-seccomp")
+sc_core_seccomp() { cycle core-seccomp core/seccomp sig; }
