@@ -2,20 +2,24 @@
 /*
  * Named FIFOs (class "fifo", image fs-fifos.img of ckpt.fs.Fifo).
  *
- * Only FIFOs with an empty buffer for now: dump refuses one with queued
- * bytes.  Anonymous pipes ("pipe:[ino]") are not claimed here.
+ * The bytes queued in the FIFO are saved with the first end of it that is
+ * dumped (read with tee() through pipe.c's fs_pipe_peek, so nothing is
+ * consumed); the ends of one FIFO are grouped by the node's dev and inode.
+ * Anonymous pipes ("pipe:[ino]") are pipe.c's.
  *
  * Restore opens the node again with its flags.  Opening an end blocks (or,
  * with O_NONBLOCK, fails with ENXIO for a writer) while the other end is not
- * open, so the restore first holds the FIFO open O_RDWR, opens the end
+ * open, so the restore first holds the FIFO open O_RDWR, sets the pipe size
+ * and writes the saved bytes back through that hold, opens the end
  * O_NONBLOCK and then clears O_NONBLOCK when the dump did not have it.  The
- * holds are let go at restore_resume, when every end is in its task.  A
- * node removed since the dump is created again with mkfifo.
+ * holds are let go at restore_resume, when every end is in its task (the
+ * bytes stay while any end is open).  A node removed since the dump is
+ * created again with mkfifo.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,8 +34,10 @@ static int fifo_dump(struct fs_priv *p, const struct ckpt_fd_info *fd, uint32_t 
 {
 	Ckpt__Fs__Fifo r = CKPT__FS__FIFO__INIT;
 	const struct stat *st = &fd->st;
-	int queued = 0, psz = 0, ret;
-	size_t len;
+	uint8_t *data = NULL;
+	size_t len, dlen = 0;
+	int psz = 0, ret;
+	char what[PATH_MAX + 64];
 
 	if (fd->link[0] != '/') {
 		fs_err(p, "fd %d of PID %d: fifo '%s' has no path ckpt can open again; fifos of "
@@ -46,28 +52,29 @@ static int fifo_dump(struct fs_priv *p, const struct ckpt_fd_info *fd, uint32_t 
 		return -ENOENT;
 	}
 
+	snprintf(what, sizeof(what), "fd %d of PID %d (fifo %s)", fd->fd, (int)fd->pid, fd->link);
 	/* An O_PATH fd has no pipe behind it to ask. */
 	if (!(fd->flags & O_PATH)) {
-		if (ioctl(fd->local_fd, FIONREAD, &queued) < 0) {
-			int e = errno;
+		bool seen;
 
-			fs_err(p, "fd %d of PID %d: cannot read the queue length of fifo %s: %s",
-			       fd->fd, (int)fd->pid, fd->link, strerror(e));
-			return fs_errno(e);
-		}
-		if (queued > 0) {
-			fs_err(p, "fd %d of PID %d: fifo %s has %d bytes queued; queued pipe data "
-				  "is not supported yet",
-			       fd->fd, (int)fd->pid, fd->link, queued);
-			return -EBUSY;
-		}
-		psz = fcntl(fd->local_fd, F_GETPIPE_SZ);
-		if (psz < 0) {
-			int e = errno;
+		ret = fs_seen_once(p, FS_FIFO, st->st_ino, st->st_dev, &seen);
+		if (ret)
+			return ret;
+		if (!seen) {
+			ret = fs_pipe_peek(p, fd, what, &data, &dlen, &psz);
+			if (ret)
+				return ret;
+			r.has_data = true;
+			r.data.data = data;
+			r.data.len = dlen;
+		} else {
+			psz = fcntl(fd->local_fd, F_GETPIPE_SZ);
+			if (psz < 0) {
+				int e = errno;
 
-			fs_err(p, "fd %d of PID %d: cannot read the pipe size of fifo %s: %s",
-			       fd->fd, (int)fd->pid, fd->link, strerror(e));
-			return fs_errno(e);
+				fs_err(p, "%s: cannot read its pipe size: %s", what, strerror(e));
+				return fs_errno(e);
+			}
 		}
 	}
 	if ((fd->flags & O_ASYNC) && !(fd->flags & O_PATH))
@@ -93,10 +100,11 @@ static int fifo_dump(struct fs_priv *p, const struct ckpt_fd_info *fd, uint32_t 
 	r.ino = st->st_ino;
 
 	ret = fs_save(p, FS_FIFO, &r.base);
+	free(data);
 	if (ret)
 		return ret;
-	fs_debug(p, "fd %d of PID %d: fifo %u %s flags 0%o pipe size %d", fd->fd, (int)fd->pid,
-		 obj_id, fd->link, r.flags, psz);
+	fs_debug(p, "%s: fifo %u flags 0%o pipe size %d, %zu bytes queued", what, obj_id, r.flags,
+		 psz, dlen);
 	return 0;
 }
 
@@ -141,12 +149,47 @@ static int fifo_node(struct fs_priv *p, const Ckpt__Fs__Fifo *r, struct stat *st
 	return 0;
 }
 
-/* Hold the FIFO open O_RDWR until restore_resume (once per node). */
-static int fifo_hold(struct fs_priv *p, const char *path, const struct stat *st)
+/* Size the FIFO held open as hfd and write its saved bytes back: the
+ * largest size and the data of every record of the same node in the dump. */
+static int fifo_fill(struct fs_priv *p, const Ckpt__Fs__Fifo *r, int hfd)
 {
+	const struct fs_table *t = &p->tables[FS_FIFO];
+	const Ckpt__Fs__Fifo *with_data = NULL;
+	unsigned int size = r->has_pipe_size ? r->pipe_size : 0;
+	char what[PATH_MAX + 32];
+
+	for (size_t i = 0; i < t->n; i++) {
+		const Ckpt__Fs__Fifo *o = (const Ckpt__Fs__Fifo *)t->recs[i];
+
+		if (o->dev != r->dev || o->ino != r->ino || !o->path || strcmp(o->path, r->path))
+			continue;
+		if (o->has_data && !with_data)
+			with_data = o;
+		if (o->has_pipe_size && o->pipe_size > size)
+			size = o->pipe_size;
+	}
+	if (size && fcntl(hfd, F_GETPIPE_SZ) != (int)size && fcntl(hfd, F_SETPIPE_SZ, (int)size) < 0) {
+		int e = errno;
+
+		fs_err(p, "restore: cannot set the pipe size of fifo %s to %u: %s (see "
+			  "/proc/sys/fs/pipe-max-size)",
+		       r->path, size, strerror(e));
+		return fs_errno(e);
+	}
+	if (!with_data || !with_data->data.len)
+		return 0;
+	snprintf(what, sizeof(what), "fifo %s", r->path);
+	return fs_pipe_fill(p, hfd, with_data->data.data, with_data->data.len, what);
+}
+
+/* Hold the FIFO open O_RDWR until restore_resume (once per node), with its
+ * size and queued bytes. */
+static int fifo_hold(struct fs_priv *p, const Ckpt__Fs__Fifo *r, const struct stat *st)
+{
+	const char *path = r->path;
 	struct fs_fifo_hold *h;
 	struct stat hst;
-	int fd, e;
+	int fd, e, ret;
 
 	for (size_t i = 0; i < p->nholds; i++)
 		if (p->holds[i].dev == st->st_dev && p->holds[i].ino == st->st_ino)
@@ -174,6 +217,11 @@ static int fifo_hold(struct fs_priv *p, const char *path, const struct stat *st)
 		close(fd);
 		fs_err(p, "restore: fifo %s was replaced while it was being opened", path);
 		return -ESTALE;
+	}
+	ret = fifo_fill(p, r, fd);
+	if (ret) {
+		close(fd);
+		return ret;
 	}
 	h = &p->holds[p->nholds++];
 	h->dev = st->st_dev;
@@ -210,7 +258,7 @@ static int fifo_restore(struct fs_priv *p, const ProtobufCMessage *m, int *out)
 		return 0;
 	}
 
-	ret = fifo_hold(p, r->path, &st);
+	ret = fifo_hold(p, r, &st);
 	if (ret)
 		return ret;
 

@@ -1,15 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * fs plugin: descriptor, init/fini, lifecycle hooks and the dispatch of the
- * fd hooks to the resource classes (regfile.c, chrdev.c, fifo.c).
+ * fd hooks to the resource classes (regfile.c, chrdev.c, fifo.c, pipe.c,
+ * eventfd.c, signalfd.c, timerfd.c, epoll.c, inotify.c, memfd.c).
  *
  * Dump: the core calls the fd dump hook once per open file; the class saves
  * one record to its image (created at its first object).  dump_finish
  * closes the images.
  * Restore: restore_start reads every image into memory (sorted by id); the
- * fd restore hook looks the object up and opens it again; restore_resume
- * lets go of the FIFOs held open while restoring; restore_finish frees.
+ * fd restore hook looks the object up and creates it again; restore_in_task
+ * (inside the new task) sets up what is keyed by fd numbers (epoll
+ * interest lists); restore_resume lets go of the FIFOs and the pipe ends /
+ * memfds kept while restoring; restore_finish frees.
  */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +27,13 @@ static const char *const fs_class_names[] = {
 	[FS_REGFILE] = "regfile",
 	[FS_CHRDEV] = "chrdev",
 	[FS_FIFO] = "fifo",
+	[FS_PIPE] = "pipe",
+	[FS_EVENTFD] = "eventfd",
+	[FS_SIGNALFD] = "signalfd",
+	[FS_TIMERFD] = "timerfd",
+	[FS_EPOLL] = "epoll",
+	[FS_INOTIFY] = "inotify",
+	[FS_MEMFD] = "memfd",
 	[FS_NCLASSES] = NULL,
 };
 
@@ -30,6 +41,13 @@ static const struct fs_class *const fs_classes[FS_NCLASSES] = {
 	[FS_REGFILE] = &fs_regfile_class,
 	[FS_CHRDEV] = &fs_chrdev_class,
 	[FS_FIFO] = &fs_fifo_class,
+	[FS_PIPE] = &fs_pipe_class,
+	[FS_EVENTFD] = &fs_eventfd_class,
+	[FS_SIGNALFD] = &fs_signalfd_class,
+	[FS_TIMERFD] = &fs_timerfd_class,
+	[FS_EPOLL] = &fs_epoll_class,
+	[FS_INOTIFY] = &fs_inotify_class,
+	[FS_MEMFD] = &fs_memfd_class,
 };
 
 /* ---- helpers shared by the classes --------------------------------------- */
@@ -55,6 +73,247 @@ int fs_fixup_flags(struct fs_priv *p, int fd, unsigned int saved, const char *pa
 		return fs_errno(e);
 	}
 	return 0;
+}
+
+int fs_set_fl(struct fs_priv *p, int fd, unsigned int saved, const char *what)
+{
+	const unsigned int settable = O_APPEND | O_ASYNC | O_NONBLOCK | O_NOATIME | O_DIRECT;
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0)
+		goto err;
+	if (((unsigned int)fl & settable) == (saved & settable))
+		return 0;
+	if (fcntl(fd, F_SETFL, (int)(((unsigned int)fl & ~settable) | (saved & settable))) < 0)
+		goto err;
+	return 0;
+err:
+	{
+		int e = errno;
+
+		fs_err(p, "restore: cannot set the file status flags 0%o on %s: %s",
+		       saved & settable, what, strerror(e));
+		return fs_errno(e);
+	}
+}
+
+int fs_read_fdinfo(struct fs_priv *p, int fd, const char *what, char **out)
+{
+	char path[64], *buf = NULL;
+	size_t cap = 4096, len = 0;
+	int pfd, e;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	pfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (pfd < 0)
+		goto err;
+	for (;;) {
+		ssize_t n;
+
+		if (!buf || len + 1 >= cap) {
+			char *nb;
+
+			if (buf)
+				cap *= 2;
+			nb = realloc(buf, cap);
+			if (!nb) {
+				errno = ENOMEM;
+				goto err;
+			}
+			buf = nb;
+		}
+		n = read(pfd, buf + len, cap - 1 - len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			goto err;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(pfd);
+	buf[len] = 0;
+	*out = buf;
+	return 0;
+err:
+	e = errno;
+	if (pfd >= 0)
+		close(pfd);
+	free(buf);
+	fs_err(p, "%s: cannot read its fdinfo: %s", what, strerror(e));
+	return fs_errno(e);
+}
+
+int fs_seen_once(struct fs_priv *p, int cls, uint64_t key, uint64_t key2, bool *seen)
+{
+	for (size_t i = 0; i < p->nseen; i++) {
+		if (p->seen[i].cls == cls && p->seen[i].key == key && p->seen[i].key2 == key2) {
+			*seen = true;
+			return 0;
+		}
+	}
+	if (p->nseen == p->seen_cap) {
+		size_t ncap = p->seen_cap ? p->seen_cap * 2 : 16;
+		struct fs_seen *n = realloc(p->seen, ncap * sizeof(*n));
+
+		if (!n) {
+			fs_err(p, "dump: out of memory");
+			return -ENOMEM;
+		}
+		p->seen = n;
+		p->seen_cap = ncap;
+	}
+	p->seen[p->nseen++] = (struct fs_seen){ cls, key, key2 };
+	*seen = false;
+	return 0;
+}
+
+struct fs_keep *fs_keep_find(struct fs_priv *p, int cls, uint64_t key)
+{
+	for (size_t i = 0; i < p->nkeeps; i++)
+		if (p->keeps[i].cls == cls && p->keeps[i].key == key)
+			return &p->keeps[i];
+	return NULL;
+}
+
+struct fs_keep *fs_keep_add(struct fs_priv *p, int cls, uint64_t key, int fd0, int fd1)
+{
+	struct fs_keep *k;
+
+	if (p->nkeeps == p->keeps_cap) {
+		size_t ncap = p->keeps_cap ? p->keeps_cap * 2 : 8;
+
+		k = realloc(p->keeps, ncap * sizeof(*k));
+		if (!k) {
+			if (fd0 >= 0)
+				close(fd0);
+			if (fd1 >= 0)
+				close(fd1);
+			fs_err(p, "restore: out of memory");
+			return NULL;
+		}
+		p->keeps = k;
+		p->keeps_cap = ncap;
+	}
+	k = &p->keeps[p->nkeeps++];
+	*k = (struct fs_keep){ .cls = cls, .key = key, .fd = { fd0, fd1 } };
+	return k;
+}
+
+static int add_pid(struct fs_priv *p, pid_t pid, size_t *cap)
+{
+	for (size_t i = 0; i < p->ntree_pids; i++)
+		if (p->tree_pids[i] == pid)
+			return 0;
+	if (p->ntree_pids == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 16;
+		pid_t *n = realloc(p->tree_pids, ncap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		p->tree_pids = n;
+		*cap = ncap;
+	}
+	p->tree_pids[p->ntree_pids++] = pid;
+	return 0;
+}
+
+int fs_tree_pids(struct fs_priv *p, const pid_t **pids, size_t *n)
+{
+	size_t cap = 0;
+
+	if (!p->tree_pids) {
+		if (p->tree_root <= 0) {
+			fs_err(p, "dump: the dumped tree is not known (no tree_frozen call)");
+			return -EINVAL;
+		}
+		if (add_pid(p, p->tree_root, &cap))
+			goto nomem;
+		/* breadth first over every thread's children */
+		for (size_t i = 0; i < p->ntree_pids; i++) {
+			char path[96];
+			struct dirent *de;
+			DIR *d;
+
+			snprintf(path, sizeof(path), "/proc/%d/task", (int)p->tree_pids[i]);
+			d = opendir(path);
+			if (!d)
+				continue; /* a zombie */
+			while ((de = readdir(d))) {
+				char cpath[128], *buf = NULL, *q, *end;
+				size_t bcap = 0;
+				FILE *f;
+
+				if (de->d_name[0] == '.')
+					continue;
+				snprintf(cpath, sizeof(cpath), "%s/%.20s/children", path, de->d_name);
+				f = fopen(cpath, "re");
+				if (!f)
+					continue;
+				if (getline(&buf, &bcap, f) > 0) {
+					for (q = buf;; q = end) {
+						long c = strtol(q, &end, 10);
+
+						if (end == q)
+							break;
+						if (c > 0 && add_pid(p, (pid_t)c, &cap)) {
+							free(buf);
+							fclose(f);
+							closedir(d);
+							goto nomem;
+						}
+					}
+				}
+				free(buf);
+				fclose(f);
+			}
+			closedir(d);
+		}
+	}
+	*pids = p->tree_pids;
+	*n = p->ntree_pids;
+	return 0;
+nomem:
+	fs_err(p, "dump: out of memory");
+	return -ENOMEM;
+}
+
+pid_t fs_ns_pid(pid_t pid)
+{
+	char path[64], line[256];
+	pid_t v = pid;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return pid;
+	while (fgets(line, sizeof(line), f)) {
+		char *q, *end;
+
+		if (strncmp(line, "NSpid:", 6))
+			continue;
+		/* the last one is the innermost namespace's */
+		for (q = line + 6;; q = end) {
+			long x = strtol(q, &end, 10);
+
+			if (end == q)
+				break;
+			v = (pid_t)x;
+		}
+		break;
+	}
+	fclose(f);
+	return v;
+}
+
+int fs_reopen(int fd, int flags)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	return open(path, flags | O_CLOEXEC);
 }
 
 bool fs_link_deleted(const char *link, const struct stat *st, size_t *len)
@@ -140,6 +399,20 @@ static void read_config(struct fs_priv *p)
 
 /* ---- init / fini ----------------------------------------------------------- */
 
+static void forget_seen(struct fs_priv *p)
+{
+	free(p->seen);
+	p->seen = NULL;
+	p->nseen = p->seen_cap = 0;
+	free(p->tree_pids);
+	p->tree_pids = NULL;
+	p->ntree_pids = 0;
+	free(p->pipe_sides);
+	p->pipe_sides = NULL;
+	p->npipe_sides = 0;
+	p->pipe_sides_known = false;
+}
+
 static void drop_images(struct fs_priv *p)
 {
 	for (int i = 0; i < FS_NCLASSES; i++) {
@@ -147,6 +420,21 @@ static void drop_images(struct fs_priv *p)
 			p->host->img_close(p->img[i]);
 		p->img[i] = NULL;
 	}
+	if (p->memfd_data)
+		p->host->img_close(p->memfd_data);
+	p->memfd_data = NULL;
+	forget_seen(p);
+}
+
+static void release_keeps(struct fs_priv *p)
+{
+	for (size_t i = 0; i < p->nkeeps; i++)
+		for (int j = 0; j < 2; j++)
+			if (p->keeps[i].fd[j] >= 0)
+				close(p->keeps[i].fd[j]);
+	free(p->keeps);
+	p->keeps = NULL;
+	p->nkeeps = p->keeps_cap = 0;
 }
 
 static void release_holds(struct fs_priv *p)
@@ -195,7 +483,9 @@ static void fs_fini(void *priv)
 		return;
 	drop_images(p);
 	release_holds(p);
+	release_keeps(p);
 	free_tables(p);
+	free(p->in_task_done);
 	free(p);
 }
 
@@ -205,9 +495,19 @@ static int fs_dump_start(void *priv, pid_t root)
 {
 	struct fs_priv *p = priv;
 
-	(void)root;
 	drop_images(p); /* left from an earlier dump that never finished */
 	read_config(p);
+	p->tree_root = root;
+	return 0;
+}
+
+static int fs_tree_frozen(void *priv, pid_t root)
+{
+	struct fs_priv *p = priv;
+
+	/* walked again when needed, now that the tree is stopped */
+	forget_seen(p);
+	p->tree_root = root;
 	return 0;
 }
 
@@ -219,6 +519,11 @@ static int fs_dump_finish(void *priv, int ok)
 	for (int i = 0; i < FS_NCLASSES; i++) {
 		int r;
 
+		if (fs_classes[i]->dump_finish) {
+			r = fs_classes[i]->dump_finish(p, ok);
+			if (ok && r < 0 && !ret)
+				ret = r;
+		}
 		if (!p->img[i])
 			continue;
 		r = p->host->img_close(p->img[i]);
@@ -229,6 +534,7 @@ static int fs_dump_finish(void *priv, int ok)
 			ret = fs_errno(-r);
 		}
 	}
+	forget_seen(p);
 	return ret;
 }
 
@@ -319,6 +625,8 @@ static int fs_restore_start(void *priv)
 
 	free_tables(p);
 	release_holds(p);
+	release_keeps(p);
+	p->nin_task_done = 0;
 	read_config(p);
 	for (int i = 0; i < FS_NCLASSES; i++) {
 		ret = load_table(p, i);
@@ -336,8 +644,10 @@ static int fs_restore_resume(void *priv, pid_t root)
 
 	(void)root;
 	/* Every fd is in its task now; FIFO ends see the true reader and
-	 * writer counts from here on. */
+	 * writer counts from here on, and a pipe whose write end the task
+	 * closed sees EOF. */
 	release_holds(p);
+	release_keeps(p);
 	return 0;
 }
 
@@ -347,6 +657,7 @@ static int fs_restore_finish(void *priv, int ok)
 
 	(void)ok;
 	release_holds(p);
+	release_keeps(p);
 	free_tables(p);
 	return 0;
 }
@@ -355,7 +666,8 @@ static int fs_check(void *priv, char *msg, size_t len)
 {
 	(void)priv;
 	snprintf(msg, len, "regular files, character devices (null, zero, full, random, "
-			   "urandom), empty fifos");
+			   "urandom), fifos and pipes with their data, eventfd, signalfd, timerfd, "
+			   "epoll, inotify, memfd");
 	return 0;
 }
 
@@ -371,12 +683,26 @@ static int fs_fd_dump(void *priv, const struct ckpt_fd_info *fd, uint32_t obj_id
 
 	if (!fd->link)
 		return CKPT_NOT_MINE;
-	if (S_ISREG(m))
+	if (S_ISREG(m) && fd->st.st_nlink == 0 && !strncmp(fd->link, "/memfd:", 7))
+		cls = FS_MEMFD;
+	else if (S_ISREG(m))
 		cls = FS_REGFILE;
 	else if (S_ISCHR(m))
 		cls = FS_CHRDEV;
-	else if (S_ISFIFO(m) && strncmp(fd->link, "pipe:", 5) != 0)
+	else if (S_ISFIFO(m) && !strncmp(fd->link, "pipe:[", 6))
+		cls = FS_PIPE;
+	else if (S_ISFIFO(m))
 		cls = FS_FIFO;
+	else if (!strcmp(fd->link, "anon_inode:[eventfd]"))
+		cls = FS_EVENTFD;
+	else if (!strcmp(fd->link, "anon_inode:[signalfd]"))
+		cls = FS_SIGNALFD;
+	else if (!strcmp(fd->link, "anon_inode:[timerfd]"))
+		cls = FS_TIMERFD;
+	else if (!strcmp(fd->link, "anon_inode:[eventpoll]"))
+		cls = FS_EPOLL;
+	else if (!strcmp(fd->link, "anon_inode:inotify"))
+		cls = FS_INOTIFY;
 	else
 		return CKPT_NOT_MINE;
 
@@ -389,6 +715,8 @@ static int fs_fd_dump(void *priv, const struct ckpt_fd_info *fd, uint32_t obj_id
 static const ProtobufCMessage *find_rec(const struct fs_table *t, const struct fs_class *c,
 					uint32_t id)
 {
+	if (!t->n)
+		return NULL;
 	size_t lo = 0, hi = t->n;
 
 	while (lo < hi) {
@@ -405,16 +733,28 @@ static const ProtobufCMessage *find_rec(const struct fs_table *t, const struct f
 	return NULL;
 }
 
-static int fs_fd_restore(void *priv, const char *klass, uint32_t obj_id, int *fd)
+const ProtobufCMessage *fs_find_rec(struct fs_priv *p, enum fs_class_id cls, uint32_t id)
 {
-	struct fs_priv *p = priv;
-	const ProtobufCMessage *rec;
-	const struct fs_class *c;
+	return find_rec(&p->tables[cls], fs_classes[cls], id);
+}
+
+static int class_of(const char *klass)
+{
 	int cls;
 
 	for (cls = 0; cls < FS_NCLASSES; cls++)
 		if (klass && !strcmp(klass, fs_class_names[cls]))
 			break;
+	return cls;
+}
+
+static int fs_fd_restore(void *priv, const char *klass, uint32_t obj_id, int *fd)
+{
+	struct fs_priv *p = priv;
+	const ProtobufCMessage *rec;
+	const struct fs_class *c;
+	int cls = class_of(klass);
+
 	if (cls == FS_NCLASSES) {
 		fs_err(p, "restore: object %u has class '%s', which the fs plugin does not know; "
 			  "use the plugin version that wrote the images",
@@ -432,6 +772,41 @@ static int fs_fd_restore(void *priv, const char *klass, uint32_t obj_id, int *fd
 	return c->restore(p, rec, fd);
 }
 
+static int fs_fd_restore_in_task(void *priv, const char *klass, uint32_t obj_id, int fd)
+{
+	struct fs_priv *p = priv;
+	const ProtobufCMessage *rec;
+	const struct fs_class *c;
+	int cls = class_of(klass);
+
+	if (cls == FS_NCLASSES || !fs_classes[cls]->restore_in_task)
+		return 0;
+	c = fs_classes[cls];
+	/* an object behind several fd numbers is set up once */
+	for (size_t i = 0; i < p->nin_task_done; i++)
+		if (p->in_task_done[i] == obj_id)
+			return 0;
+	if (p->nin_task_done == p->in_task_cap) {
+		size_t ncap = p->in_task_cap ? p->in_task_cap * 2 : 16;
+		uint32_t *n = realloc(p->in_task_done, ncap * sizeof(*n));
+
+		if (!n) {
+			fs_err(p, "restore: out of memory in the task");
+			return -ENOMEM;
+		}
+		p->in_task_done = n;
+		p->in_task_cap = ncap;
+	}
+	p->in_task_done[p->nin_task_done++] = obj_id;
+	rec = find_rec(&p->tables[cls], c, obj_id);
+	if (!rec) {
+		fs_err(p, "restore: no %s object %u in %s; the images are incomplete", c->name,
+		       obj_id, c->img_name);
+		return -EBADMSG;
+	}
+	return c->restore_in_task(p, rec, fd);
+}
+
 /* ---- descriptor -------------------------------------------------------------- */
 
 static const struct ckpt_config_key fs_config[] = {
@@ -447,6 +822,7 @@ static const struct ckpt_config_key fs_config[] = {
 static const struct ckpt_lifecycle_hooks fs_lifecycle = {
 	.version = CKPT_LIFECYCLE_HOOKS_VERSION,
 	.dump_start = fs_dump_start,
+	.tree_frozen = fs_tree_frozen,
 	.dump_finish = fs_dump_finish,
 	.restore_start = fs_restore_start,
 	.restore_resume = fs_restore_resume,
@@ -459,12 +835,21 @@ static const struct ckpt_fd_hooks fs_fd_hooks = {
 	.classes = fs_class_names,
 	.dump = fs_fd_dump,
 	.restore = fs_fd_restore,
+	.restore_in_task = fs_fd_restore_in_task,
 };
 
 static const ProtobufCMessageDescriptor *const fs_image_types[] = {
 	&ckpt__fs__reg_file__descriptor,
 	&ckpt__fs__chr_dev__descriptor,
 	&ckpt__fs__fifo__descriptor,
+	&ckpt__fs__pipe__descriptor,
+	&ckpt__fs__eventfd__descriptor,
+	&ckpt__fs__signalfd__descriptor,
+	&ckpt__fs__timerfd__descriptor,
+	&ckpt__fs__epoll__descriptor,
+	&ckpt__fs__inotify__descriptor,
+	&ckpt__fs__memfd__descriptor,
+	&ckpt__fs__memfd_data__descriptor,
 	NULL,
 };
 
@@ -472,8 +857,9 @@ CKPT_PLUGIN_EXPORT = {
 	.abi_major = CKPT_PLUGIN_ABI_MAJOR,
 	.abi_minor = CKPT_PLUGIN_ABI_MINOR,
 	.name = FS_NAME,
-	.version = "0.1.0",
-	.description = "regular files, character devices and fifos",
+	.version = "0.2.0",
+	.description = "regular files, character devices, fifos, pipes, eventfd, signalfd, "
+		       "timerfd, epoll, inotify and memfd",
 	.config = fs_config,
 	.init = fs_init,
 	.fini = fs_fini,

@@ -3,7 +3,8 @@
  * fs plugin — private declarations shared by its files.
  *
  * fs.c holds the descriptor, init/fini, lifecycle hooks and the fd hook
- * dispatch; each resource class (regfile.c, chrdev.c, fifo.c) supplies a
+ * dispatch; each resource class (regfile.c, chrdev.c, fifo.c, pipe.c,
+ * eventfd.c, signalfd.c, timerfd.c, epoll.c, inotify.c, memfd.c) supplies a
  * struct fs_class with its dump and restore functions.  Records of a class
  * go to one framed image, created at the first object of the class.
  */
@@ -28,6 +29,13 @@ enum fs_class_id {
 	FS_REGFILE = 0,
 	FS_CHRDEV,
 	FS_FIFO,
+	FS_PIPE,
+	FS_EVENTFD,
+	FS_SIGNALFD,
+	FS_TIMERFD,
+	FS_EPOLL,
+	FS_INOTIFY,
+	FS_MEMFD,
 	FS_NCLASSES,
 };
 
@@ -46,17 +54,55 @@ struct fs_fifo_hold {
 	int fd;
 };
 
+/* An object seen during one dump: (class, key), e.g. a pipe inode whose
+ * queued bytes were saved already. */
+struct fs_seen {
+	int cls;
+	uint64_t key, key2;
+};
+
+/* fds the restore keeps for an object until every fd of it is handed out
+ * (the other end of a pipe, the memfd that later opens of it reopen), keyed
+ * by (class, key).  Closed at restore_resume / restore_finish. */
+struct fs_keep {
+	int cls;
+	uint64_t key;
+	int fd[2];
+	bool used[2];
+};
+
+/* Which sides (bit 0 read, bit 1 write) of pipe ino the dumped tree holds. */
+struct fs_pipe_sides {
+	uint64_t ino;
+	int sides;
+};
+
 struct fs_priv {
 	const struct ckpt_host *host;
 	bool skip_file_check;
 
 	/* dump */
 	struct ckpt_img *img[FS_NCLASSES];
+	struct ckpt_img *memfd_data; /* fs-memfd-data.img */
+	struct fs_seen *seen;
+	size_t nseen, seen_cap;
+	pid_t tree_root;   /* from tree_frozen */
+	pid_t *tree_pids;  /* every process of the dumped tree, when asked */
+	size_t ntree_pids;
+	/* pipe.c: which sides of each pipe the tree holds, when asked */
+	struct fs_pipe_sides *pipe_sides;
+	size_t npipe_sides;
+	bool pipe_sides_known;
 
 	/* restore */
 	struct fs_table tables[FS_NCLASSES];
 	struct fs_fifo_hold *holds;
 	size_t nholds, holds_cap;
+	struct fs_keep *keeps;
+	size_t nkeeps, keeps_cap;
+	/* restore_in_task: objects already set up in this task */
+	uint32_t *in_task_done;
+	size_t nin_task_done, in_task_cap;
 };
 
 struct fs_class {
@@ -70,11 +116,23 @@ struct fs_class {
 	int (*dump)(struct fs_priv *p, const struct ckpt_fd_info *fd, uint32_t obj_id);
 	/* 0 with a new fd in *fd, or -errno after an error was logged */
 	int (*restore)(struct fs_priv *p, const ProtobufCMessage *rec, int *fd);
+	/* optional: inside the restored task, fd at its number (see
+	 * ckpt_fd_hooks.restore_in_task); called once per object */
+	int (*restore_in_task)(struct fs_priv *p, const ProtobufCMessage *rec, int fd);
+	/* optional: at dump_finish, before the class image is closed */
+	int (*dump_finish)(struct fs_priv *p, int ok);
 };
 
 extern const struct fs_class fs_regfile_class;
 extern const struct fs_class fs_chrdev_class;
 extern const struct fs_class fs_fifo_class;
+extern const struct fs_class fs_pipe_class;
+extern const struct fs_class fs_eventfd_class;
+extern const struct fs_class fs_signalfd_class;
+extern const struct fs_class fs_timerfd_class;
+extern const struct fs_class fs_epoll_class;
+extern const struct fs_class fs_inotify_class;
+extern const struct fs_class fs_memfd_class;
 
 /* Write one record of class cls to its image (created on first use). */
 int fs_save(struct fs_priv *p, enum fs_class_id cls, const ProtobufCMessage *msg);
@@ -109,6 +167,49 @@ static inline int fs_errno(int e)
 unsigned int fs_open_flags(unsigned int saved);
 /* After open(): apply what open() cannot (O_ASYNC).  0 or -errno. */
 int fs_fixup_flags(struct fs_priv *p, int fd, unsigned int saved, const char *path);
+
+/* Set the status flags F_SETFL can change (O_APPEND, O_ASYNC, O_NONBLOCK,
+ * O_NOATIME, O_DIRECT) to the saved ones.  0 or -errno after an error was
+ * logged naming what. */
+int fs_set_fl(struct fs_priv *p, int fd, unsigned int saved, const char *what);
+
+/* /proc/self/fdinfo/FD into a malloc'd, NUL-terminated buffer; 0 or -errno
+ * after an error was logged naming what. */
+int fs_read_fdinfo(struct fs_priv *p, int fd, const char *what, char **buf);
+
+/* During a dump: *seen true when (cls, key, key2) was seen before;
+ * remembers it.  0 or -ENOMEM after an error was logged. */
+int fs_seen_once(struct fs_priv *p, int cls, uint64_t key, uint64_t key2, bool *seen);
+
+/* During a dump: the processes of the dumped tree (all stopped, so the
+ * set is final); 0 or -errno after an error was logged. */
+int fs_tree_pids(struct fs_priv *p, const pid_t **pids, size_t *n);
+
+/* The pid of a process as seen in its own pid namespace (NSpid), which is
+ * its getpid() after a restore; pid itself when that cannot be read. */
+pid_t fs_ns_pid(pid_t pid);
+
+/* During a restore: the kept fds of (cls, key), or NULL. */
+struct fs_keep *fs_keep_find(struct fs_priv *p, int cls, uint64_t key);
+/* Keep fd0/fd1 (either may be -1) for (cls, key); takes them over (closes
+ * them on failure).  NULL after an error was logged. */
+struct fs_keep *fs_keep_add(struct fs_priv *p, int cls, uint64_t key, int fd0, int fd1);
+
+/* Open the open file behind fd again through /proc/self/fd with flags
+ * (O_CLOEXEC added): a new open file of the same inode. */
+int fs_reopen(int fd, int flags);
+
+/* The queued bytes of a pipe or fifo without consuming them (tee into a
+ * scratch pipe).  *data is malloc'd (NULL when empty), *psz gets
+ * F_GETPIPE_SZ.  0 or -errno after an error was logged naming what. */
+int fs_pipe_peek(struct fs_priv *p, const struct ckpt_fd_info *fd, const char *what,
+		 uint8_t **data, size_t *len, int *psz);
+/* Write len bytes into a pipe through its write side wfd (set O_NONBLOCK
+ * first: they must fit).  0 or -errno after an error was logged. */
+int fs_pipe_fill(struct fs_priv *p, int wfd, const uint8_t *data, size_t len, const char *what);
+
+/* Find the record of class cls with obj_id id in the restore tables. */
+const ProtobufCMessage *fs_find_rec(struct fs_priv *p, enum fs_class_id cls, uint32_t id);
 
 /* True when link names an unlinked file (" (deleted)" suffix and the name
  * no longer leads to st).  *len gets the length of the path without the
