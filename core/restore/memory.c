@@ -574,9 +574,14 @@ int restore_switch(struct rst_task *t)
 	ret = set_mm_fields(t, &in);
 	if (ret)
 		return ret;
-	/* helper fds are the controller's, not the task's */
-	for (int fd = t->pages_fd; fd < t->ready_fd; fd++)
-		inject_do(&in, "close", SYS_close, fd, 0, 0, 0, 0, 0);
+	/* helper fds are the controller's, not the task's; the ready pipe too:
+	 * the worker may be stopped before it got to close it itself */
+	for (int fd = t->pages_fd; fd <= t->ready_fd; fd++) {
+		long r;
+		ret = inject_call(&in, SYS_close, fd, 0, 0, 0, 0, 0, &r);
+		if (ret)
+			return ret;
+	}
 	ret = set_thread_state(t, &in, t->core->threads[0], true);
 	if (ret)
 		return ret;
