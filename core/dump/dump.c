@@ -446,7 +446,7 @@ static int map_scratch(struct dtask *t)
 
 /* Everything a task can tell only through injected syscalls, then the
  * task is put back as it was (scratch page gone, registers restored). */
-static int dump_task_state(struct dtask *t)
+static int dump_task_state(struct dtask *t, bool is_root)
 {
 	uint64_t sysip;
 	int ret = inject_find_vdso_syscall(t->pid, &sysip);
@@ -470,6 +470,8 @@ static int dump_task_state(struct dtask *t)
 	ret = dump_task_core(t, &t->core);
 	if (!ret)
 		ret = dump_posix_timers(t, t->core);
+	if (!ret && is_root)
+		ret = dump_namespaces(t, t->core);
 	long r = inject_do(&t->in[0], "munmap scratch", SYS_munmap, t->scratch, SCRATCH_SIZE, 0, 0,
 			   0, 0);
 	if (!ret && r < 0)
@@ -517,7 +519,9 @@ int cmd_dump(const struct dump_opts *o)
 	for (size_t i = 0; i < tr.n; i++) {
 		if (tr.t[i].zombie)
 			continue;
-		ret = dump_task_state(&tr.t[i]);
+		ret = dump_check_namespaces(&tr.t[0], &tr.t[i]);
+		if (!ret)
+			ret = dump_task_state(&tr.t[i], i == 0);
 		if (ret)
 			goto fail;
 	}

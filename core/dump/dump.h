@@ -39,6 +39,10 @@ struct dtask {
  * sessions (which saved them), the rest from /proc and injected syscalls */
 int dump_task_core(struct dtask *t, Ckpt__TaskCore **out);
 void free_task_core(Ckpt__TaskCore *c);
+/* namespaces.c: the uts/ipc/time namespaces the tree has of its own
+ * (recorded on the root, under injection); others are refused */
+int dump_check_namespaces(const struct dtask *root, const struct dtask *t);
+int dump_namespaces(struct dtask *root, Ckpt__TaskCore *c);
 /* timers.c: POSIX timers, while the task is under injection */
 int dump_posix_timers(struct dtask *dt, Ckpt__TaskCore *c);
 /* memory.c: mm-PID.img, pagemap-PID.img, pages-PID.img */

@@ -251,15 +251,48 @@ static int read_full(int fd, void *buf, size_t len)
 	return 0;
 }
 
+/* A time namespace takes its offsets before any process enters it: make
+ * it ours for children, set them, then the root is born inside. */
+static int prepare_time_ns(const Ckpt__TaskCore *c)
+{
+	if (!c->own_time)
+		return 0;
+	if (unshare(CLONE_NEWTIME)) {
+		pr_err("restore", "cannot create a time namespace: %s", strerror(errno));
+		return -errno;
+	}
+	char buf[128];
+	int n = snprintf(buf, sizeof(buf), "monotonic %lld %lld\nboottime %lld %lld\n",
+			 (long long)(c->time_monotonic_ns / 1000000000LL),
+			 (long long)(c->time_monotonic_ns % 1000000000LL),
+			 (long long)(c->time_boottime_ns / 1000000000LL),
+			 (long long)(c->time_boottime_ns % 1000000000LL));
+	int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, buf, n) != n) {
+		int err = -errno;
+		pr_err("restore", "cannot set the clock offsets of the time namespace: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return err;
+	}
+	close(fd);
+	return 0;
+}
+
 static pid_t clone_root(const struct rst_tree *tr)
 {
 	pid_t tid = tr->t[0].pid;
+	const Ckpt__TaskCore *c = tr->t[0].core;
 	struct clone_args ca;
 	memset(&ca, 0, sizeof(ca));
-	ca.exit_signal = tr->t[0].core->has_exit_signal ? (int)tr->t[0].core->exit_signal : SIGCHLD;
+	ca.exit_signal = c->has_exit_signal ? (int)c->exit_signal : SIGCHLD;
+	if (c->own_uts)
+		ca.flags |= CLONE_NEWUTS;
+	if (c->own_ipc)
+		ca.flags |= CLONE_NEWIPC;
 	if (tr->root_pidns) {
 		/* the root is init of a new pid namespace: PID 1 there */
-		ca.flags = CLONE_NEWPID;
+		ca.flags |= CLONE_NEWPID;
 		return syscall(SYS_clone3, &ca, sizeof(ca));
 	}
 	ca.set_tid = (uint64_t)(uintptr_t)&tid;
@@ -370,6 +403,9 @@ static int restore_tree(struct rst_tree *tr)
 	}
 	proc_free_vmas(&self);
 
+	ret = prepare_time_ns(tr->t[0].core);
+	if (ret)
+		goto fail;
 	progress_stage("restore", "creating tasks");
 	/* the workers start with every signal blocked */
 	sigfillset(&all);

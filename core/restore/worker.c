@@ -283,6 +283,11 @@ void worker_main(struct rst_tree *tr, size_t idx)
 	/* die with the parent: nothing half-restored may survive the controller */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 
+	if (idx == 0 && c->own_uts &&
+	    ((c->hostname && sethostname(c->hostname, strlen(c->hostname))) ||
+	     (c->domainname && setdomainname(c->domainname, strlen(c->domainname)))))
+		worker_fail(-errno, "cannot set the host name of the new uts namespace: %s",
+			    strerror(errno));
 	join_session_and_group(tr, t);
 	if (t->zombie)
 		become_zombie(t);

@@ -39,3 +39,10 @@ sc_core_shmem() { cycle core-shmem core/shmem sig; }
 
 SCENARIOS+=("core_seccomp|core-seccomp")
 sc_core_seccomp() { cycle core-seccomp core/seccomp sig; }
+
+SCENARIOS+=("core_namespaces|core-namespaces")
+sc_core_namespaces() { cycle core-namespaces core/namespaces sig; }
+
+# A user namespace of its own is refused; the task keeps running.
+SCENARIOS+=("core_userns|fail-core-userns")
+sc_core_userns() { expect_dump_fail fail-core-userns 'user namespace' core/namespaces user; }
