@@ -376,7 +376,6 @@ static int restore_tree(struct rst_tree *tr)
 {
 	struct proc_vmas self = { 0 };
 	pid_t root = -1;
-	size_t seized = 0;
 	sigset_t all, old;
 	int ret;
 
@@ -464,7 +463,6 @@ static int restore_tree(struct rst_tree *tr)
 			pr_err("restore", "cannot seize the new PID %d: %s", t->pid, strerror(-ret));
 			goto fail;
 		}
-		seized = i + 1;
 		ret = restore_switch(t);
 		if (ret)
 			goto fail;
@@ -487,7 +485,6 @@ static int restore_tree(struct rst_tree *tr)
 	progress_end();
 	return 0;
 fail:
-	(void)seized;
 	progress_end();
 	proc_free_vmas(&self);
 	kill_created(tr, root);
