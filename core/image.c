@@ -1132,3 +1132,48 @@ out:
 	free(buf);
 	return ret;
 }
+
+int img_load_all(const char *name, const ProtobufCMessageDescriptor *d, ProtobufCMessage ***out,
+		 size_t *n, bool missing_ok)
+{
+	*out = NULL;
+	*n = 0;
+	struct ckpt_img *img = img_open(name, d->name);
+	if (!img) {
+		int err = -errno;
+		if (err == -ENOENT && missing_ok)
+			return 0;
+		pr_err("image", "cannot open image %s: %s", name, strerror(-err));
+		return err;
+	}
+	size_t cap = 0, cnt = 0;
+	ProtobufCMessage **arr = NULL;
+	int ret;
+	for (;;) {
+		ProtobufCMessage *m;
+		ret = img_read_msg(img, d, &m);
+		if (ret <= 0)
+			break;
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : 64;
+			ProtobufCMessage **na = realloc(arr, cap * sizeof(*na));
+			if (!na) {
+				protobuf_c_message_free_unpacked(m, NULL);
+				ret = -ENOMEM;
+				break;
+			}
+			arr = na;
+		}
+		arr[cnt++] = m;
+	}
+	img_close(img);
+	if (ret < 0) {
+		for (size_t i = 0; i < cnt; i++)
+			protobuf_c_message_free_unpacked(arr[i], NULL);
+		free(arr);
+		return ret;
+	}
+	*out = arr;
+	*n = cnt;
+	return 0;
+}

@@ -62,6 +62,12 @@ int img_write_one(const char *name, const ProtobufCMessage *msg);
 int img_read_one(const char *name, const ProtobufCMessageDescriptor *d,
 		 ProtobufCMessage **out);
 
+/* Every record of a framed image, unpacked, in a malloc'd array (free each
+ * record, then the array).  A missing image is an error unless missing_ok,
+ * then it has no record. */
+int img_load_all(const char *name, const ProtobufCMessageDescriptor *d, ProtobufCMessage ***out,
+		 size_t *n, bool missing_ok);
+
 /* Raw images: written sequentially, checksummed while written. */
 struct img_raw *img_raw_create(const char *name);
 int img_raw_write(struct img_raw *r, const void *buf, size_t len);

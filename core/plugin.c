@@ -129,6 +129,12 @@ static const char *host_images_dir(void)
 	return img_store_dir();
 }
 
+static int host_img_load(const char *name, const struct ProtobufCMessageDescriptor *d,
+			 struct ProtobufCMessage ***recs, size_t *n)
+{
+	return img_load_all(name, d, recs, n, true);
+}
+
 const struct ckpt_host host_table = {
 	.version = CKPT_HOST_VERSION,
 	.abi_major = CKPT_PLUGIN_ABI_MAJOR,
@@ -143,6 +149,7 @@ const struct ckpt_host host_table = {
 	.mem_read = task_mem_read,
 	.inject_syscall = inject_syscall,
 	.images_dir = host_images_dir,
+	.img_load = host_img_load,
 };
 
 /* ---- finding plugins ----------------------------------------------------- */

@@ -65,8 +65,10 @@ struct ckpt_config_key {
 /* ---- host service table -------------------------------------------------- */
 
 struct ckpt_img; /* an open framed image file, opaque */
+struct ProtobufCMessage;
+struct ProtobufCMessageDescriptor;
 
-#define CKPT_HOST_VERSION 1
+#define CKPT_HOST_VERSION 2
 
 struct ckpt_host {
 	uint32_t version; /* CKPT_HOST_VERSION of the host */
@@ -100,6 +102,14 @@ struct ckpt_host {
 
 	/* The images directory being written or read. */
 	const char *(*images_dir)(void);
+
+	/* version 2 (ABI 1.1) */
+	/* Every record of framed image name, unpacked with d, in a malloc'd
+	 * array: free each with protobuf_c_message_free_unpacked(), then the
+	 * array.  An image that does not exist has no record.  A damaged
+	 * image is logged and gives -EBADMSG. */
+	int (*img_load)(const char *name, const struct ProtobufCMessageDescriptor *d,
+			struct ProtobufCMessage ***recs, size_t *n);
 };
 
 /* ---- hook tables --------------------------------------------------------- */

@@ -70,42 +70,7 @@ static int check_inventory(const Ckpt__Inventory *inv)
 
 static int read_all(const char *name, const ProtobufCMessageDescriptor *d, void ***out, size_t *n)
 {
-	struct ckpt_img *img = img_open(name, d->name);
-	if (!img) {
-		int err = -errno;
-		pr_err("restore", "cannot open image %s: %s", name, strerror(errno));
-		return err;
-	}
-	size_t cap = 0, cnt = 0;
-	void **arr = NULL;
-	int ret;
-	for (;;) {
-		ProtobufCMessage *m;
-		ret = img_read_msg(img, d, &m);
-		if (ret <= 0)
-			break;
-		if (cnt == cap) {
-			cap = cap ? cap * 2 : 64;
-			void **na = realloc(arr, cap * sizeof(*na));
-			if (!na) {
-				protobuf_c_message_free_unpacked(m, NULL);
-				ret = -ENOMEM;
-				break;
-			}
-			arr = na;
-		}
-		arr[cnt++] = m;
-	}
-	img_close(img);
-	if (ret < 0) {
-		for (size_t i = 0; i < cnt; i++)
-			protobuf_c_message_free_unpacked(arr[i], NULL);
-		free(arr);
-		return ret;
-	}
-	*out = arr;
-	*n = cnt;
-	return 0;
+	return img_load_all(name, d, (ProtobufCMessage ***)out, n, false);
 }
 
 static int load_task(struct rst_task *t, Ckpt__PstreeEntry *pe)

@@ -463,7 +463,7 @@ static int fs_init(const struct ckpt_host *host, void **priv)
 {
 	struct fs_priv *p;
 
-	if (!host || host->version < 1 || !host->log || !host->img_create ||
+	if (!host || host->version < 2 /* img_load */ || !host->img_load || !host->log || !host->img_create ||
 	    !host->img_open || !host->img_write || !host->img_read || !host->img_close)
 		return -EINVAL;
 	p = calloc(1, sizeof(*p));
@@ -551,61 +551,12 @@ static int load_table(struct fs_priv *p, enum fs_class_id cls)
 {
 	const struct fs_class *c = fs_classes[cls];
 	struct fs_table *t = &p->tables[cls];
-	struct ckpt_img *img;
-	size_t cap = 0;
-	int ret = 0;
+	int ret;
 
-	img = p->host->img_open(c->img_name, c->desc->name);
-	if (!img) {
-		int e = errno;
-
-		if (e == ENOENT)
-			return 0; /* the dump had no object of this class */
-		fs_err(p, "restore: cannot open image %s: %s", c->img_name, strerror(e));
-		return fs_errno(e);
-	}
-
-	for (;;) {
-		ProtobufCMessage *msg;
-		void *rec = NULL;
-		size_t len = 0;
-		int r = p->host->img_read(img, &rec, &len);
-
-		if (r == 0)
-			break;
-		if (r < 0) {
-			fs_err(p, "restore: cannot read image %s (record %zu): %s",
-			       c->img_name, t->n + 1, strerror(-r));
-			ret = fs_errno(-r);
-			break;
-		}
-		msg = protobuf_c_message_unpack(c->desc, NULL, len, rec);
-		free(rec);
-		if (!msg) {
-			fs_err(p, "restore: image %s: record %zu is not a valid %s; the images are damaged",
-			       c->img_name, t->n + 1, c->desc->name);
-			ret = -EBADMSG;
-			break;
-		}
-		if (t->n == cap) {
-			size_t ncap = cap ? cap * 2 : 16;
-			ProtobufCMessage **n = realloc(t->recs, ncap * sizeof(*n));
-
-			if (!n) {
-				protobuf_c_message_free_unpacked(msg, NULL);
-				fs_err(p, "restore: out of memory reading image %s", c->img_name);
-				ret = -ENOMEM;
-				break;
-			}
-			t->recs = n;
-			cap = ncap;
-		}
-		t->recs[t->n++] = msg;
-	}
-	p->host->img_close(img);
+	/* the host reads and unpacks them; a missing image: no object of this kind */
+	ret = p->host->img_load(c->img_name, c->desc, &t->recs, &t->n);
 	if (ret)
-		return ret;
-
+		return fs_errno(-ret);
 	qsort_r(t->recs, t->n, sizeof(*t->recs), cmp_rec_id, (void *)c);
 	for (size_t i = 1; i < t->n; i++) {
 		if (c->rec_id(t->recs[i]) == c->rec_id(t->recs[i - 1])) {
