@@ -126,24 +126,10 @@ NSRUN="$BUILD/tests/nsrun"
 
 # ---- helpers ---------------------------------------------------------------
 
-now() {
-	echo "${EPOCHREALTIME/,/.}"
-}
-
-# seconds between two now() values
-elapsed() {
-	awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", b - a }'
-}
-
-median() {
-	printf '%s\n' "$@" | sort -g | awk '
-		{ v[NR] = $1 }
-		END {
-			if (NR == 0) exit 1
-			if (NR % 2) printf "%.6f", v[(NR + 1) / 2]
-			else printf "%.6f", (v[NR / 2] + v[NR / 2 + 1]) / 2
-		}'
-}
+# now, elapsed, median, wait_file, mem_available_mib, disk_free_mib,
+# fs_type, show_log
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # ms per task: SECONDS / TASKS
 per_task() {
@@ -157,15 +143,6 @@ per_extra() {
 		return
 	fi
 	awk -v s="$1" -v n="$2" -v b="$3" 'BEGIN { printf "%.2f", (s - b) * 1000 / (n - 1) }'
-}
-
-# wait_file FILE SECONDS: until FILE exists
-wait_file() {
-	local end=$((SECONDS + $2))
-	while [ ! -e "$1" ]; do
-		[ $SECONDS -lt $end ] || return 1
-		sleep 0.01
-	done
 }
 
 # group_pids PGID: the PIDs of the process group, one a line
@@ -186,18 +163,6 @@ wait_group_gone() {
 # timed_out RC: ", timed out" when RC is timeout(1)'s
 timed_out() {
 	case "$1" in 124 | 137) echo ", timed out after $TIMEOUT s" ;; esac
-}
-
-mem_available_mib() {
-	awk '/^MemAvailable:/ { printf "%d", $2 / 1024 }' /proc/meminfo
-}
-
-disk_free_mib() {
-	df -Pk "$1" | awk 'NR == 2 { printf "%d", $4 / 1024 }'
-}
-
-fs_type() {
-	stat -f -c %T "$1" 2>/dev/null || echo "?"
 }
 
 # ---- outside the namespace ---------------------------------------------------
@@ -290,13 +255,6 @@ cleanup_inner() {
 trap cleanup_inner EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-show_log() {
-	if [ -s "$1" ]; then
-		note "last lines of $1:"
-		tail -n 15 "$1" | sed 's/^/    /' >&2
-	fi
-}
 
 if [ -n "$CSV" ]; then
 	echo "kind,tasks,rep,dump_s,restore_s,image_bytes" >"$CSV" || die "cannot write $CSV"

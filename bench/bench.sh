@@ -115,37 +115,14 @@ NSRUN="$BUILD/tests/nsrun"
 
 # ---- helpers ---------------------------------------------------------------
 
-now() {
-	echo "${EPOCHREALTIME/,/.}"
-}
-
-# seconds between two now() values
-elapsed() {
-	awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", b - a }'
-}
-
-median() {
-	printf '%s\n' "$@" | sort -g | awk '
-		{ v[NR] = $1 }
-		END {
-			if (NR == 0) exit 1
-			if (NR % 2) printf "%.6f", v[(NR + 1) / 2]
-			else printf "%.6f", (v[NR / 2] + v[NR / 2 + 1]) / 2
-		}'
-}
+# now, elapsed, median, wait_file, mem_available_mib, disk_free_mib,
+# fs_type, show_log
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # MB/s (10^6 bytes per second) for MiB moved in seconds
 mbps() {
 	awk -v mib="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.0f", mib * 1048576 / 1e6 / s; else print "-" }'
-}
-
-# wait_file FILE SECONDS: until FILE exists
-wait_file() {
-	local end=$((SECONDS + $2))
-	while [ ! -e "$1" ]; do
-		[ $SECONDS -lt $end ] || return 1
-		sleep 0.01
-	done
 }
 
 # wait_gone PID SECONDS: until PID has exited and been reaped
@@ -155,18 +132,6 @@ wait_gone() {
 		[ $SECONDS -lt $end ] || return 1
 		sleep 0.01
 	done
-}
-
-mem_available_mib() {
-	awk '/^MemAvailable:/ { printf "%d", $2 / 1024 }' /proc/meminfo
-}
-
-disk_free_mib() {
-	df -Pk "$1" | awk 'NR == 2 { printf "%d", $4 / 1024 }'
-}
-
-fs_type() {
-	stat -f -c %T "$1" 2>/dev/null || echo "?"
 }
 
 # ---- outside the namespace ---------------------------------------------------
@@ -291,13 +256,6 @@ kill_and_reap() {
 	wait "$1" 2>/dev/null
 	wait_gone "$1" 30 || note "process $1 did not go away"
 	forget "$1"
-}
-
-show_log() {
-	if [ -s "$1" ]; then
-		note "last lines of $1:"
-		tail -n 15 "$1" | sed 's/^/    /' >&2
-	fi
 }
 
 if [ -n "$CSV" ]; then
