@@ -557,7 +557,8 @@ static int load_table(struct fs_priv *p, enum fs_class_id cls)
 	ret = p->host->img_load(c->img_name, c->desc, &t->recs, &t->n);
 	if (ret)
 		return fs_errno(-ret);
-	qsort_r(t->recs, t->n, sizeof(*t->recs), cmp_rec_id, (void *)c);
+	if (t->n)
+		qsort_r(t->recs, t->n, sizeof(*t->recs), cmp_rec_id, (void *)c);
 	for (size_t i = 1; i < t->n; i++) {
 		if (c->rec_id(t->recs[i]) == c->rec_id(t->recs[i - 1])) {
 			fs_err(p, "restore: image %s holds object %u twice; the images are damaged",
