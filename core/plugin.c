@@ -129,6 +129,8 @@ static const char *host_images_dir(void)
 	return img_store_dir();
 }
 
+static size_t host_tree_pids(pid_t *out, size_t max);
+
 static int host_img_load(const char *name, const struct ProtobufCMessageDescriptor *d,
 			 struct ProtobufCMessage ***recs, size_t *n)
 {
@@ -150,6 +152,7 @@ const struct ckpt_host host_table = {
 	.inject_syscall = inject_syscall,
 	.images_dir = host_images_dir,
 	.img_load = host_img_load,
+	.tree_pids = host_tree_pids,
 };
 
 /* ---- finding plugins ----------------------------------------------------- */
@@ -746,6 +749,7 @@ enum lc_hook {
 	LC_RESTORE_START,
 	LC_RESTORE_RESUME,
 	LC_RESTORE_FINISH,
+	LC_DUMP_RELEASED,
 };
 
 static const char *const lc_names[] = {
@@ -755,6 +759,7 @@ static const char *const lc_names[] = {
 	[LC_RESTORE_START] = "restore_start",
 	[LC_RESTORE_RESUME] = "restore_resume",
 	[LC_RESTORE_FINISH] = "restore_finish",
+	[LC_DUMP_RELEASED] = "dump_released",
 };
 
 static int lc_call(struct plugin *p, enum lc_hook h, pid_t root, int ok)
@@ -788,6 +793,10 @@ static int lc_call(struct plugin *p, enum lc_hook h, pid_t root, int ok)
 	case LC_RESTORE_FINISH:
 		if (HOOK_OK(lc, 1, restore_finish))
 			ret = lc->restore_finish(p->priv, ok);
+		break;
+	case LC_DUMP_RELEASED:
+		if (HOOK_OK(lc, 2, dump_released))
+			ret = lc->dump_released(p->priv, root, ok);
 		break;
 	}
 	leave(prev);
@@ -838,6 +847,35 @@ int plugins_tree_frozen(pid_t root)
 int plugins_dump_finish(int ok)
 {
 	return broadcast(LC_DUMP_FINISH, 0, ok, true);
+}
+
+int plugins_dump_released(pid_t root, int ok)
+{
+	return broadcast(LC_DUMP_RELEASED, root, ok, true);
+}
+
+static pid_t *tree_pid_list;
+static size_t tree_pid_count;
+
+void plugins_set_tree(const pid_t *pids, size_t n)
+{
+	free(tree_pid_list);
+	tree_pid_list = NULL;
+	tree_pid_count = 0;
+	if (!n)
+		return;
+	tree_pid_list = malloc(n * sizeof(pid_t));
+	if (!tree_pid_list)
+		return;
+	memcpy(tree_pid_list, pids, n * sizeof(pid_t));
+	tree_pid_count = n;
+}
+
+static size_t host_tree_pids(pid_t *out, size_t max)
+{
+	for (size_t i = 0; i < tree_pid_count && i < max; i++)
+		out[i] = tree_pid_list[i];
+	return tree_pid_count;
 }
 
 int plugins_restore_start(void)
@@ -1077,6 +1115,8 @@ static size_t lifecycle_hooks(const struct ckpt_lifecycle_hooks *lc, struct hook
 	out[n++] = (struct hook_ent){ "restore_resume", lc->restore_resume };
 	out[n++] = (struct hook_ent){ "restore_finish", lc->restore_finish };
 	out[n++] = (struct hook_ent){ "check", lc->check };
+	if (lc->version >= 2)
+		out[n++] = (struct hook_ent){ "dump_released", lc->dump_released };
 	return n;
 }
 

@@ -51,6 +51,7 @@ const char *plugins_current(void);
 int plugins_dump_start(pid_t root);
 int plugins_tree_frozen(pid_t root);
 int plugins_dump_finish(int ok);
+int plugins_dump_released(pid_t root, int ok);
 int plugins_restore_start(void);
 int plugins_restore_resume(pid_t root);
 int plugins_restore_finish(int ok);
@@ -65,6 +66,10 @@ int plugins_restore_fd(const char *plugin, const char *klass, uint32_t obj_id, i
 /* Inside the restored task: the restore_in_task hook of the owner of klass
  * (0 when it has none). */
 int plugins_restore_in_task(const char *plugin, const char *klass, uint32_t obj_id, int fd);
+
+/* The tree's pids for the host table's tree_pids (the core sets them once
+ * known, clears them with n = 0). */
+void plugins_set_tree(const pid_t *pids, size_t n);
 
 /* The host service table handed to plugins. */
 extern const struct ckpt_host host_table;

@@ -68,7 +68,7 @@ struct ckpt_img; /* an open framed image file, opaque */
 struct ProtobufCMessage;
 struct ProtobufCMessageDescriptor;
 
-#define CKPT_HOST_VERSION 2
+#define CKPT_HOST_VERSION 3
 
 struct ckpt_host {
 	uint32_t version; /* CKPT_HOST_VERSION of the host */
@@ -110,13 +110,19 @@ struct ckpt_host {
 	 * image is logged and gives -EBADMSG. */
 	int (*img_load)(const char *name, const struct ProtobufCMessageDescriptor *d,
 			struct ProtobufCMessage ***recs, size_t *n);
+
+	/* version 3 (ABI 1.1) */
+	/* The processes of the tree being dumped or restored, as pids of the
+	 * namespace ckpt runs in, root first; the count (may exceed max). 0
+	 * before the tree is known (dump_start) or once it is gone. */
+	size_t (*tree_pids)(pid_t *out, size_t max);
 };
 
 /* ---- hook tables --------------------------------------------------------- */
 
 /* Tree lifecycle: every hook is BROADCAST (every enabled plugin runs, in
  * config order, then by name).  A non-zero return fails the operation. */
-#define CKPT_LIFECYCLE_HOOKS_VERSION 1
+#define CKPT_LIFECYCLE_HOOKS_VERSION 2
 
 struct ckpt_lifecycle_hooks {
 	uint32_t version;
@@ -138,6 +144,11 @@ struct ckpt_lifecycle_hooks {
 	/* `ckpt check`: write one line on what works here; 0 usable,
 	 * -ENODEV/-ENOTSUP when the plugin can do nothing on this machine. */
 	int (*check)(void *priv, char *msg, size_t len);
+	/* version 2 (ABI 1.1) */
+	/* After the tree was released: ok is 1 when it was killed, 2 when it
+	 * runs on (dump -R), 0 when the dump failed and it runs on.  For state
+	 * that a running task must finish itself (a GPU driver thread). */
+	int (*dump_released)(void *priv, pid_t root, int ok);
 };
 
 /* What the core learned about one file descriptor of a dumped task. */

@@ -279,6 +279,17 @@ static void release_tree(struct dtree *tr, bool kill_it)
 	}
 }
 
+static void set_plugin_tree(const struct dtree *tr)
+{
+	pid_t *pids = calloc(tr->n + 1, sizeof(pid_t));
+	if (!pids)
+		return;
+	for (size_t i = 0; i < tr->n; i++)
+		pids[i] = tr->t[i].pid;
+	plugins_set_tree(pids, tr->n);
+	free(pids);
+}
+
 static int dump_precheck(pid_t pid, struct dtree *tr)
 {
 	if (pid <= 0 || (kill(pid, 0) && errno == ESRCH)) {
@@ -511,6 +522,7 @@ int cmd_dump(const struct dump_opts *o)
 	ret = seize_tree(&tr, o->pid);
 	if (ret)
 		goto fail;
+	set_plugin_tree(&tr);
 	ret = plugins_tree_frozen(o->pid);
 	if (ret)
 		goto fail;
@@ -556,6 +568,8 @@ int cmd_dump(const struct dump_opts *o)
 	progress_end();
 
 	release_tree(&tr, !o->leave_running);
+	plugins_dump_released(o->pid, o->leave_running ? 2 : 1);
+	plugins_set_tree(NULL, 0);
 	pr_info("dump", "%zu process(es) of PID %d dumped to %s%s", tr.n, o->pid, o->dir,
 		o->leave_running ? " and left running" : " and killed");
 	free_tree(&tr);
@@ -568,6 +582,8 @@ fail:
 	if (started)
 		plugins_dump_finish(0);
 	release_tree(&tr, false);
+	plugins_dump_released(o->pid, 0);
+	plugins_set_tree(NULL, 0);
 	unlinkat(img_store_dirfd(), "inventory.img", 0);
 	free_tree(&tr);
 	img_store_close();

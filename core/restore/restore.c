@@ -433,6 +433,13 @@ static int restore_tree(struct rst_tree *tr)
 			goto fail;
 	}
 	progress_stage("restore", "resuming");
+	pid_t *pids = calloc(tr->n + 1, sizeof(pid_t));
+	if (pids) {
+		for (size_t i = 0; i < tr->n; i++)
+			pids[i] = tr->t[i].hpid;
+		plugins_set_tree(pids, tr->n);
+		free(pids);
+	}
 	ret = plugins_restore_resume(tr->t[0].pid);
 	if (ret)
 		goto fail;
@@ -608,7 +615,10 @@ int cmd_restore(const struct restore_opts *o)
 		pr_info("restore", "%zu process(es) restored, root PID %d%s", tr.n, tr.t[0].pid,
 			tr.root_pidns ? " (init of a new pid namespace)" : "");
 	}
+	if (o->pidns && !tr.root_pidns)
+		plugins_set_tree(&visible, 1); /* the root, as we see it from here */
 	plugins_restore_finish(1);
+	plugins_set_tree(NULL, 0);
 	started = false;
 	if (o->pidfile)
 		write_pidfile(o->pidfile, visible);

@@ -103,7 +103,7 @@ static const struct ckpt_config_key good_config[] = {
 };
 
 static const struct ckpt_lifecycle_hooks good_lifecycle = {
-	.version = CKPT_LIFECYCLE_HOOKS_VERSION,
+	.version = 1, /* the lifecycle table as ABI 1.0 defined it */
 	.dump_start = good_dump_start,
 	.restore_start = good_restore_start,
 	.check = good_check,
