@@ -43,13 +43,16 @@ static void usage(FILE *f)
 		"      --pidfile FILE      restore: write the restored PID to FILE\n"
 		"      --pidns             restore: into a new pid namespace, so the copy keeps its\n"
 		"                          PID while the original still runs\n"
-		"      --shell-job         the process was started from a shell (accepted; ttys\n"
-		"                          are not supported yet)\n"
+		"      --shell-job         the tree runs on the terminal of the shell that started\n"
+		"                          it: restore gives it ckpt's terminal (fs plugin)\n"
 		"      --plugins=a,b       enable exactly these plugins for this run\n"
 		"      --config FILE       INI configuration (else $CKPT_CONFIG, /etc/ckpt/ckpt.conf)\n"
 		"      --plugin-opt P.K=V  set key K of plugin P for this run (over the config)\n"
 		"      --tcp-established   dump/restore established TCP connections (net plugin)\n"
 		"      --ext-unix-sk       allow unix sockets whose peer is outside the tree (net)\n"
+		"      --freeze-cgroup PATH  freeze this cgroup first for a consistent dump (cgroup)\n"
+		"      --manage-cgroups[=MODE] none, props, soft, full, strict (cgroup)\n"
+		"      --cgroup-root PATH  restore under another cgroup root (cgroup)\n"
 		"      --json              machine-readable output for show, check and plugins\n"
 		"  -v[N], --verbose[=N]    more log output (N: 1 errors .. 4 debug; -v alone is 3)\n"
 		"  -o, --log-file FILE     write the log to FILE (relative to -D unless absolute)\n"
@@ -69,6 +72,9 @@ enum {
 	OPT_PLUGIN_OPT,
 	OPT_TCP_ESTABLISHED,
 	OPT_EXT_UNIX_SK,
+	OPT_FREEZE_CGROUP,
+	OPT_MANAGE_CGROUPS,
+	OPT_CGROUP_ROOT,
 };
 
 /* Plugin keys given on the command line, applied over the config file. */
@@ -95,6 +101,9 @@ int main(int argc, char **argv)
 		{ "plugin-opt", required_argument, NULL, OPT_PLUGIN_OPT },
 		{ "tcp-established", no_argument, NULL, OPT_TCP_ESTABLISHED },
 		{ "ext-unix-sk", no_argument, NULL, OPT_EXT_UNIX_SK },
+		{ "freeze-cgroup", required_argument, NULL, OPT_FREEZE_CGROUP },
+		{ "manage-cgroups", optional_argument, NULL, OPT_MANAGE_CGROUPS },
+		{ "cgroup-root", required_argument, NULL, OPT_CGROUP_ROOT },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -152,9 +161,6 @@ int main(int argc, char **argv)
 		case OPT_PIDFILE:
 			pidfile = optarg;
 			break;
-		case OPT_SHELL_JOB:
-			shell_job = true;
-			break;
 		case OPT_PLUGINS:
 			only = optarg;
 			break;
@@ -167,22 +173,44 @@ int main(int argc, char **argv)
 		case OPT_PIDNS:
 			pidns = true;
 			break;
+		case OPT_SHELL_JOB:
 		case OPT_PLUGIN_OPT:
 		case OPT_TCP_ESTABLISHED:
-		case OPT_EXT_UNIX_SK: {
+		case OPT_EXT_UNIX_SK:
+		case OPT_FREEZE_CGROUP:
+		case OPT_MANAGE_CGROUPS:
+		case OPT_CGROUP_ROOT: {
 			if (npopts == sizeof(popts) / sizeof(popts[0])) {
 				fprintf(stderr, "ckpt: too many plugin options\n");
 				return 1;
 			}
+			/* CRIU's flags, answered by keys of the plugins that own
+			 * the resource: the core knows no socket, tty or cgroup */
+			static const struct {
+				int opt;
+				const char *plugin, *key, *value;
+			} flags[] = {
+				{ OPT_TCP_ESTABLISHED, "net", "tcp_established", "true" },
+				{ OPT_EXT_UNIX_SK, "net", "ext_unix_sk", "true" },
+				{ OPT_SHELL_JOB, "fs", "shell_job", "true" },
+				{ OPT_FREEZE_CGROUP, "cgroup", "freeze_cgroup", NULL },
+				{ OPT_MANAGE_CGROUPS, "cgroup", "manage_cgroups", "soft" },
+				{ OPT_CGROUP_ROOT, "cgroup", "cgroup_root", NULL },
+			};
+			if (opt == OPT_SHELL_JOB)
+				shell_job = true;
 			struct plugin_opt *po = &popts[npopts++];
-			if (opt == OPT_TCP_ESTABLISHED || opt == OPT_EXT_UNIX_SK) {
-				/* CRIU's flags, answered by the net plugin's keys */
-				snprintf(po->plugin, sizeof(po->plugin), "net");
-				snprintf(po->key, sizeof(po->key), "%s",
-					 opt == OPT_TCP_ESTABLISHED ? "tcp_established" : "ext_unix_sk");
-				po->value = "true";
-				break;
+			bool mapped = false;
+			for (size_t f = 0; f < sizeof(flags) / sizeof(flags[0]); f++) {
+				if (flags[f].opt != opt)
+					continue;
+				snprintf(po->plugin, sizeof(po->plugin), "%s", flags[f].plugin);
+				snprintf(po->key, sizeof(po->key), "%s", flags[f].key);
+				po->value = optarg ? optarg : flags[f].value;
+				mapped = true;
 			}
+			if (mapped)
+				break;
 			const char *dot = strchr(optarg, '.'), *eq = strchr(optarg, '=');
 			if (!dot || !eq || eq < dot || dot == optarg || eq == dot + 1 ||
 			    (size_t)(dot - optarg) >= sizeof(po->plugin) ||

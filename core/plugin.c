@@ -895,16 +895,87 @@ int plugins_restore_finish(int ok)
 
 /* ---- CLAIM: file descriptors --------------------------------------------- */
 
-static bool has_class(const struct ckpt_fd_hooks *fh, const char *klass)
+static bool in_classes(const char *const *classes, const char *klass)
 {
-	const char *const *c;
-
-	if (!fh || !fh->classes || !klass)
+	if (!classes || !klass)
 		return false;
-	for (c = fh->classes; *c; c++)
+	for (const char *const *c = classes; *c; c++)
 		if (!strcmp(*c, klass))
 			return true;
 	return false;
+}
+
+static bool has_class(const struct ckpt_fd_hooks *fh, const char *klass)
+{
+	return fh && in_classes(fh->classes, klass);
+}
+
+/* The vma table exists only in descriptors of ABI 1.1 and later. */
+static const struct ckpt_vma_hooks *vma_hooks(const struct plugin *p)
+{
+	return p->desc->abi_minor >= 1 ? p->desc->vma : NULL;
+}
+
+int plugins_dump_vma(const struct ckpt_vma_info *vma, struct plugin **owner, const char **klass,
+		     uint32_t *obj_id)
+{
+	for (size_t i = 0; i < nplugins; i++) {
+		struct plugin *p = &plugins[i], *prev;
+		const struct ckpt_vma_hooks *vh = vma_hooks(p);
+		const char *k = NULL;
+
+		if (!p->initialized || !HOOK_OK(vh, 1, dump))
+			continue;
+		prev = enter(p);
+		int ret = vh->dump(p->priv, vma, obj_id, &k);
+		leave(prev);
+		if (ret == CKPT_NOT_MINE)
+			continue;
+		p->used = true;
+		if (ret) {
+			if (ret > 0)
+				ret = -EIO;
+			hook_err("%s: dumping the mapping %#llx-%#llx of task %d (%s) failed: %s",
+				 p->desc->name, (unsigned long long)vma->start,
+				 (unsigned long long)vma->end, (int)vma->pid, vma->path ?: "?",
+				 strerror(-ret));
+			return ret;
+		}
+		if (!in_classes(vh->classes, k)) {
+			pr_err(PFX, "%s: claimed a mapping as class \"%s\", which it does not register in its vma classes",
+			       p->desc->name, k ?: "(null)");
+			return -EINVAL;
+		}
+		*owner = p;
+		*klass = k;
+		return 0;
+	}
+	return -ENOTSUP;
+}
+
+int plugins_restore_vma(const char *plugin, const char *klass, uint32_t obj_id, int *fd)
+{
+	struct plugin *p = plugin_find(plugin), *prev;
+	if (!p || !p->initialized) {
+		pr_err(PFX, "the images need plugin %s for a \"%s\" mapping, but it is not loaded; check --plugins or [plugin.%s]",
+		       plugin ?: "(null)", klass ?: "(null)", plugin ?: "NAME");
+		return -ENOENT;
+	}
+	const struct ckpt_vma_hooks *vh = vma_hooks(p);
+	if (!HOOK_OK(vh, 1, restore) || !in_classes(vh->classes, klass)) {
+		pr_err(PFX, "%s: cannot restore \"%s\" mappings", p->desc->name, klass ?: "(null)");
+		return -ENOTSUP;
+	}
+	*fd = -1;
+	prev = enter(p);
+	int ret = vh->restore(p->priv, klass, obj_id, fd);
+	leave(prev);
+	if (ret > 0 || (!ret && *fd < 0))
+		ret = -EIO;
+	if (ret)
+		hook_err("%s: restoring \"%s\" mapping object %u failed: %s", p->desc->name, klass,
+			 obj_id, strerror(-ret));
+	return ret;
 }
 
 int plugins_dump_fd(const struct ckpt_fd_info *fd, uint32_t obj_id,
@@ -1120,6 +1191,17 @@ static size_t lifecycle_hooks(const struct ckpt_lifecycle_hooks *lc, struct hook
 	return n;
 }
 
+static size_t vma_hook_list(const struct ckpt_vma_hooks *vh, struct hook_ent *out)
+{
+	size_t n = 0;
+
+	if (!vh || vh->version < 1)
+		return 0;
+	out[n++] = (struct hook_ent){ "dump", vh->dump };
+	out[n++] = (struct hook_ent){ "restore", vh->restore };
+	return n;
+}
+
 static size_t fd_hooks(const struct ckpt_fd_hooks *fh, struct hook_ent *out)
 {
 	size_t n = 0;
@@ -1185,11 +1267,21 @@ static void list_json(FILE *f)
 		n = fd_hooks(d->fd, h);
 		if (d->fd)
 			list_json_hooks(f, "fd", d->fd->version, h, n, &first);
+		n = vma_hook_list(vma_hooks(p), h);
+		if (vma_hooks(p))
+			list_json_hooks(f, "vma", vma_hooks(p)->version, h, n, &first);
 		fputs("}", f);
 
 		fputs(", \"fd_classes\": [", f);
 		for (c = d->fd && d->fd->version >= 1 ? d->fd->classes : NULL; c && *c; c++) {
 			if (c != d->fd->classes)
+				fputs(", ", f);
+			json_str(f, *c);
+		}
+		fputs("], \"vma_classes\": [", f);
+		const char *const *vc = vma_hooks(p) ? vma_hooks(p)->classes : NULL;
+		for (c = vc; c && *c; c++) {
+			if (c != vc)
 				fputs(", ", f);
 			json_str(f, *c);
 		}
@@ -1264,6 +1356,9 @@ static void list_text(FILE *f)
 		n = fd_hooks(d->fd, h);
 		if (d->fd)
 			list_text_hooks(f, "fd", d->fd->version, h, n, &first);
+		n = vma_hook_list(vma_hooks(p), h);
+		if (vma_hooks(p))
+			list_text_hooks(f, "vma", vma_hooks(p)->version, h, n, &first);
 		fputs(first ? "none\n" : "\n", f);
 
 		fputs("  fd classes:  ", f);
@@ -1273,6 +1368,13 @@ static void list_text(FILE *f)
 		for (; c && *c; c++)
 			fprintf(f, "%s%s", c != d->fd->classes ? ", " : "", *c);
 		fputc('\n', f);
+
+		if (vma_hooks(p) && vma_hooks(p)->classes && *vma_hooks(p)->classes) {
+			fputs("  vma classes: ", f);
+			for (c = vma_hooks(p)->classes; *c; c++)
+				fprintf(f, "%s%s", c != vma_hooks(p)->classes ? ", " : "", *c);
+			fputc('\n', f);
+		}
 
 		fputs("  image types: ", f);
 		if (!d->image_types || !*d->image_types)

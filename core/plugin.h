@@ -63,6 +63,12 @@ int plugins_dump_fd(const struct ckpt_fd_info *fd, uint32_t obj_id,
 /* Restore an fd object through the plugin that owns klass. */
 int plugins_restore_fd(const char *plugin, const char *klass, uint32_t obj_id, int *fd);
 
+/* CLAIM dispatch for a file mapping the core cannot reopen by path;
+ * -ENOTSUP when no plugin claims it. */
+int plugins_dump_vma(const struct ckpt_vma_info *vma, struct plugin **owner, const char **klass,
+		     uint32_t *obj_id);
+int plugins_restore_vma(const char *plugin, const char *klass, uint32_t obj_id, int *fd);
+
 /* Inside the restored task: the restore_in_task hook of the owner of klass
  * (0 when it has none). */
 int plugins_restore_in_task(const char *plugin, const char *klass, uint32_t obj_id, int fd);

@@ -185,6 +185,37 @@ struct ckpt_fd_hooks {
 	int (*restore_in_task)(void *priv, const char *klass, uint32_t obj_id, int fd);
 };
 
+/* A file mapping of a dumped task whose file the core cannot simply
+ * reopen by path (a memfd, a deleted file, ...). */
+struct ckpt_vma_info {
+	pid_t pid;          /* task owning the mapping */
+	uint64_t start, end; /* addresses */
+	uint64_t pgoff;     /* offset in the file, bytes */
+	uint32_t prot;      /* PROT_* */
+	int shared;         /* MAP_SHARED (1) or MAP_PRIVATE (0) */
+	const char *path;   /* the name /proc/PID/maps shows */
+	int local_fd;       /* the mapped file, opened through map_files */
+	struct stat st;     /* fstat() of it */
+};
+
+/* File mappings.  dump is CLAIM: the first plugin that does not return
+ * CKPT_NOT_MINE owns the file behind the mapping and saves it (its
+ * contents included: the core saves only the private, copy-on-write pages
+ * of a MAP_PRIVATE mapping); *obj_id names it (the plugin's own id,
+ * unique per file among the plugin's objects of that class, so several
+ * mappings and fds of one file can share it).  restore returns an fd of
+ * the file to map, opened for reading and, for a writable shared mapping,
+ * writing.  Table version 1 appeared with ABI 1.1. */
+#define CKPT_VMA_HOOKS_VERSION 1
+
+struct ckpt_vma_hooks {
+	uint32_t version;
+	const char *const *classes; /* NULL-terminated resource class names */
+	int (*dump)(void *priv, const struct ckpt_vma_info *vma, uint32_t *obj_id,
+		    const char **klass);
+	int (*restore)(void *priv, const char *klass, uint32_t obj_id, int *fd);
+};
+
 /* Forward declaration from protobuf-c, so plugins can list the record types
  * of their images for `ckpt show` without this header including it. */
 struct ProtobufCMessageDescriptor;
@@ -207,6 +238,9 @@ struct ckpt_plugin_desc {
 
 	/* Record types of the images this plugin writes, NULL-terminated. */
 	const struct ProtobufCMessageDescriptor *const *image_types;
+
+	/* ABI 1.1: read by the host only when abi_minor >= 1 */
+	const struct ckpt_vma_hooks *vma; /* may be NULL */
 };
 
 #ifdef __cplusplus

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "pagemap.pb-c.h"
 #include "pagescan.h"
+#include "plugin.h"
 #include "proc.h"
 #include "progress.h"
 #include "ptrace.h"
@@ -110,6 +111,44 @@ static int shmem_runs(pid_t pid, const struct proc_vma *v, struct page_runs *run
 	return ret;
 }
 
+/* Ask the plugins for the file behind a mapping; -ENOTSUP when none
+ * claims it.  Returns like classify(). */
+static int plugin_vma(pid_t pid, const struct proc_vma *v, Ckpt__Vma *m, enum pagescan_mode *mode)
+{
+	char path[96];
+	struct ckpt_vma_info info;
+	struct plugin *owner = NULL;
+	const char *klass = NULL;
+	uint32_t obj_id = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", pid,
+		 (unsigned long long)v->start, (unsigned long long)v->end);
+	memset(&info, 0, sizeof(info));
+	info.local_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (info.local_fd < 0)
+		return -ENOTSUP;
+	fstat(info.local_fd, &info.st);
+	info.pid = pid;
+	info.start = v->start;
+	info.end = v->end;
+	info.pgoff = v->pgoff;
+	info.prot = v->prot;
+	info.shared = v->shared;
+	info.path = v->name;
+	int ret = plugins_dump_vma(&info, &owner, &klass, &obj_id);
+	close(info.local_fd);
+	if (ret)
+		return ret;
+	m->kind = v->shared ? CKPT__VMA_KIND__VMA_FILE_SHARED : CKPT__VMA_KIND__VMA_FILE_PRIVATE;
+	m->plugin = (char *)owner->desc->name;
+	m->klass = (char *)klass;
+	SET(m, obj_id, obj_id);
+	if (v->shared)
+		return 1; /* the plugin saved the contents */
+	*mode = SCAN_PRIVATE_COW;
+	return 0;
+}
+
 static int classify(pid_t pid, const struct proc_vma *v, Ckpt__Vma *m, enum pagescan_mode *mode)
 {
 	const char *name = v->name;
@@ -140,6 +179,12 @@ static int classify(pid_t pid, const struct proc_vma *v, Ckpt__Vma *m, enum page
 		return -ENOTSUP;
 	}
 	bool zero = name && !strncmp(name, "/dev/zero", 9); /* shared anonymous memory */
+	if (name && !zero && (strstr(name, " (deleted)") || !strncmp(name, "/memfd:", 7))) {
+		/* a file we cannot reopen by path: a plugin may own it */
+		int ret = plugin_vma(pid, v, m, mode);
+		if (ret != -ENOTSUP)
+			return ret;
+	}
 	if (name && !zero && (strstr(name, " (deleted)") || !strncmp(name, "/memfd:", 7) ||
 		     !strncmp(name, "/SYSV", 5))) {
 		pr_err("mem", "PID %d: mapping %#llx-%#llx of %s: deleted files, memfd and SysV shm are not supported yet",

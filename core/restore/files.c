@@ -88,8 +88,55 @@ static int shmem_object(uint64_t id, uint64_t size)
 	return fd;
 }
 
+/* Files behind plugin-owned mappings: one fd per object, shared by every
+ * mapping of it in every task. */
+static struct {
+	char *plugin, *klass;
+	uint32_t obj_id;
+	int fd;
+} *pvmas;
+static size_t npvmas;
+
+static int plugin_vma_fd(const Ckpt__Vma *v)
+{
+	const char *klass = v->klass ? v->klass : "";
+	for (size_t i = 0; i < npvmas; i++)
+		if (pvmas[i].obj_id == v->obj_id && !strcmp(pvmas[i].plugin, v->plugin) &&
+		    !strcmp(pvmas[i].klass, klass))
+			return pvmas[i].fd;
+	void *n = realloc(pvmas, (npvmas + 1) * sizeof(*pvmas));
+	if (!n)
+		return -ENOMEM;
+	pvmas = n;
+	int fd;
+	int ret = plugins_restore_vma(v->plugin, klass, v->obj_id, &fd);
+	if (ret)
+		return ret;
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	pvmas[npvmas].plugin = strdup(v->plugin);
+	pvmas[npvmas].klass = strdup(klass);
+	pvmas[npvmas].obj_id = v->obj_id;
+	pvmas[npvmas].fd = fd;
+	if (!pvmas[npvmas].plugin || !pvmas[npvmas].klass) {
+		free(pvmas[npvmas].plugin);
+		free(pvmas[npvmas].klass);
+		close(fd);
+		return -ENOMEM;
+	}
+	npvmas++;
+	return fd;
+}
+
 void restore_files_reset(void)
 {
+	for (size_t i = 0; i < npvmas; i++) {
+		close(pvmas[i].fd);
+		free(pvmas[i].plugin);
+		free(pvmas[i].klass);
+	}
+	free(pvmas);
+	pvmas = NULL;
+	npvmas = 0;
 	for (size_t i = 0; i < nshm; i++)
 		close(shm[i].fd);
 	free(shm);
@@ -195,6 +242,23 @@ int restore_prepare_files(struct rst_task *t)
 		}
 		if (v->kind != CKPT__VMA_KIND__VMA_FILE_PRIVATE && v->kind != CKPT__VMA_KIND__VMA_FILE_SHARED)
 			continue;
+		if (v->plugin) {
+			fd = plugin_vma_fd(v);
+			if (fd < 0) {
+				ret = fd;
+				goto out;
+			}
+			for (size_t k = 0; k < t->nmoves && t->vma_fd[i] < 0; k++)
+				if (t->moves[k].src == fd)
+					t->vma_fd[i] = t->moves[k].dst;
+			if (t->vma_fd[i] >= 0)
+				continue;
+			t->vma_fd[i] = next++;
+			ret = add_move(t, fd, t->vma_fd[i], true);
+			if (ret)
+				goto out;
+			continue;
+		}
 		bool rw = v->kind == CKPT__VMA_KIND__VMA_FILE_SHARED && (v->prot & PROT_WRITE);
 		/* one fd per file: reuse the previous VMA's when the path repeats */
 		for (size_t k = 0; k < i; k++)
@@ -235,6 +299,8 @@ void restore_close_files(struct rst_task *t)
 			obj |= objs[k].fd == t->moves[i].src;
 		for (size_t k = 0; k < nshm; k++)
 			obj |= shm[k].fd == t->moves[i].src;
+		for (size_t k = 0; k < npvmas; k++)
+			obj |= pvmas[k].fd == t->moves[i].src;
 		if (!seen && !obj && t->moves[i].src >= 0)
 			close(t->moves[i].src);
 	}

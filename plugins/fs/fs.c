@@ -759,6 +759,32 @@ static int fs_fd_restore_in_task(void *priv, const char *klass, uint32_t obj_id,
 	return c->restore_in_task(p, rec, fd);
 }
 
+/* ---- mappings: memfds ------------------------------------------------------------ */
+
+static const char *const fs_vma_classes[] = { "memfd", NULL };
+
+static int fs_vma_dump(void *priv, const struct ckpt_vma_info *v, uint32_t *obj_id,
+		       const char **klass)
+{
+	if (!v->path || strncmp(v->path, "/memfd:", 7) || !S_ISREG(v->st.st_mode))
+		return CKPT_NOT_MINE;
+	*klass = "memfd";
+	return memfd_dump_vma(priv, v, obj_id);
+}
+
+static int fs_vma_restore(void *priv, const char *klass, uint32_t obj_id, int *fd)
+{
+	/* the object is a memfd record like those of fds */
+	return fs_fd_restore(priv, klass, obj_id, fd);
+}
+
+static const struct ckpt_vma_hooks fs_vma_hooks = {
+	.version = CKPT_VMA_HOOKS_VERSION,
+	.classes = fs_vma_classes,
+	.dump = fs_vma_dump,
+	.restore = fs_vma_restore,
+};
+
 /* ---- descriptor -------------------------------------------------------------- */
 
 static const struct ckpt_config_key fs_config[] = {
@@ -818,4 +844,5 @@ CKPT_PLUGIN_EXPORT = {
 	.lifecycle = &fs_lifecycle,
 	.fd = &fs_fd_hooks,
 	.image_types = fs_image_types,
+	.vma = &fs_vma_hooks,
 };

@@ -84,6 +84,7 @@ struct fs_priv {
 	/* dump */
 	struct ckpt_img *img[FS_NCLASSES];
 	struct ckpt_img *memfd_data; /* fs-memfd-data.img */
+	uint32_t vma_ids;            /* ids given to memfd mappings */
 	struct fs_seen *seen;
 	size_t nseen, seen_cap;
 	pid_t tree_root;   /* from tree_frozen */
@@ -133,6 +134,8 @@ extern const struct fs_class fs_timerfd_class;
 extern const struct fs_class fs_epoll_class;
 extern const struct fs_class fs_inotify_class;
 extern const struct fs_class fs_memfd_class;
+/* memfd.c: the memfd behind a mapping (vma hooks) */
+int memfd_dump_vma(struct fs_priv *p, const struct ckpt_vma_info *v, uint32_t *obj_id);
 
 /* Write one record of class cls to its image (created on first use). */
 int fs_save(struct fs_priv *p, enum fs_class_id cls, const ProtobufCMessage *msg);

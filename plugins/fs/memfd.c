@@ -448,3 +448,22 @@ const struct fs_class fs_memfd_class = {
 	.restore = memfd_restore,
 	.dump_finish = memfd_dump_finish,
 };
+
+/* Mappings of a memfd: saved as a memfd object of its own (the contents
+ * once per inode, shared with the fds of the same memfd), under an id of
+ * the plugin's, above the core's fd object ids. */
+int memfd_dump_vma(struct fs_priv *p, const struct ckpt_vma_info *v, uint32_t *obj_id)
+{
+	struct ckpt_fd_info fd;
+
+	memset(&fd, 0, sizeof(fd));
+	fd.pid = v->pid;
+	fd.fd = -1;
+	fd.local_fd = v->local_fd;
+	fd.st = v->st;
+	fd.link = v->path;
+	/* what the restored mapping needs to be opened with */
+	fd.flags = (v->shared && (v->prot & PROT_WRITE)) ? O_RDWR : O_RDONLY;
+	*obj_id = 0x80000000u | ++p->vma_ids;
+	return memfd_dump(p, &fd, *obj_id);
+}
