@@ -2,6 +2,8 @@
 /* The address space: VMAs from smaps, pages to save from PAGEMAP_SCAN,
  * contents by process_vm_readv into pages-PID.img. */
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -215,18 +217,67 @@ static int classify(pid_t pid, const struct proc_vma *v, Ckpt__Vma *m, enum page
 	return 0;
 }
 
+/*
+ * Pages stream through two buffers: while the writer thread appends one to
+ * the image (and checksums it), the dumper reads the next one out of the
+ * task with process_vm_readv.  Both cores work.
+ */
 struct page_writer {
 	pid_t pid;
 	struct img_raw *raw;
 	struct ckpt_img *pagemap;
-	char *buf;
+	char *bufs[2], *buf;  /* buf: the one being filled */
 	struct iovec local[UIO_MAXIOV], remote[UIO_MAXIOV];
 	int niov;
 	size_t filled;
+	uint64_t offset;      /* image offset of buf[0] */
 	uint64_t done, total;
+
+	pthread_t thread;
+	bool running;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	char *pending;        /* handed to the writer, not written yet */
+	size_t pending_len;
+	bool stop;
+	int err;
 };
 
-/* Read the queued remote ranges into buf and append them to the image. */
+static void *pw_writer(void *arg)
+{
+	struct page_writer *w = arg;
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (!w->pending && !w->stop)
+			pthread_cond_wait(&w->cv, &w->mu);
+		if (!w->pending)
+			break;
+		char *b = w->pending;
+		size_t len = w->pending_len;
+		pthread_mutex_unlock(&w->mu);
+		int ret = w->err ? 0 : img_raw_write(w->raw, b, len);
+		pthread_mutex_lock(&w->mu);
+		if (ret && !w->err)
+			w->err = ret;
+		w->pending = NULL;
+		pthread_cond_broadcast(&w->cv);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+/* Wait until the writer has taken everything; its first error. */
+static int pw_drain(struct page_writer *w)
+{
+	pthread_mutex_lock(&w->mu);
+	while (w->pending)
+		pthread_cond_wait(&w->cv, &w->mu);
+	int err = w->err;
+	pthread_mutex_unlock(&w->mu);
+	return err;
+}
+
+/* Read the queued remote ranges into buf and hand it to the writer. */
 static int pw_flush(struct page_writer *w)
 {
 	if (!w->niov)
@@ -245,9 +296,16 @@ static int pw_flush(struct page_writer *w)
 			}
 		}
 	}
-	int ret = img_raw_write(w->raw, w->buf, w->filled);
+	int ret = pw_drain(w);
 	if (ret)
 		return ret;
+	pthread_mutex_lock(&w->mu);
+	w->pending = w->buf;
+	w->pending_len = w->filled;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	w->buf = w->buf == w->bufs[0] ? w->bufs[1] : w->bufs[0];
+	w->offset += w->filled;
 	w->done += w->filled;
 	progress_bytes(w->done, w->total);
 	w->niov = 0;
@@ -255,12 +313,53 @@ static int pw_flush(struct page_writer *w)
 	return 0;
 }
 
+static int pw_start(struct page_writer *w)
+{
+	for (int i = 0; i < 2; i++) {
+		w->bufs[i] = mmap(NULL, COPY_CHUNK, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (w->bufs[i] == MAP_FAILED) {
+			w->bufs[i] = NULL;
+			return -ENOMEM;
+		}
+	}
+	w->buf = w->bufs[0];
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	int ret = pthread_create(&w->thread, NULL, pw_writer, w);
+	if (ret)
+		return -ret;
+	w->running = true;
+	return 0;
+}
+
+/* Stop the writer (after the last buffer); its first error. */
+static int pw_stop(struct page_writer *w)
+{
+	int ret = 0;
+	if (w->running) {
+		ret = pw_drain(w);
+		pthread_mutex_lock(&w->mu);
+		w->stop = true;
+		pthread_cond_broadcast(&w->cv);
+		pthread_mutex_unlock(&w->mu);
+		pthread_join(w->thread, NULL);
+		w->running = false;
+		pthread_mutex_destroy(&w->mu);
+		pthread_cond_destroy(&w->cv);
+	}
+	for (int i = 0; i < 2; i++)
+		if (w->bufs[i])
+			munmap(w->bufs[i], COPY_CHUNK);
+	return ret;
+}
+
 static int pw_add_run(struct page_writer *w, uint64_t start, uint64_t end)
 {
 	Ckpt__PagemapEntry pe = CKPT__PAGEMAP_ENTRY__INIT;
 	SET(&pe, vaddr, start);
 	SET(&pe, nr_pages, (end - start) / 4096);
-	SET(&pe, offset, img_raw_offset(w->raw) + w->filled);
+	SET(&pe, offset, w->offset + w->filled);
 	int ret = img_write_msg(w->pagemap, &pe.base);
 	if (ret)
 		return ret;
@@ -428,12 +527,6 @@ int dump_task_memory(pid_t pid, pid_t vpid, uint64_t brk)
 	}
 	w->pid = pid;
 	w->total = total;
-	w->buf = mmap(NULL, COPY_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (w->buf == MAP_FAILED) {
-		w->buf = NULL;
-		ret = -ENOMEM;
-		goto out_vm;
-	}
 	snprintf(name, sizeof(name), "pages-%d.img", vpid);
 	w->raw = img_raw_create(name);
 	snprintf(name, sizeof(name), "pagemap-%d.img", vpid);
@@ -442,6 +535,10 @@ int dump_task_memory(pid_t pid, pid_t vpid, uint64_t brk)
 		ret = -errno;
 		goto out_vm;
 	}
+	w->offset = img_raw_offset(w->raw);
+	ret = pw_start(w);
+	if (ret)
+		goto out_vm;
 	progress_stage("dump", "memory");
 	for (size_t i = 0; i < vmas.n; i++)
 		for (size_t k = 0; k < runs[i].n; k++) {
@@ -457,6 +554,9 @@ int dump_task_memory(pid_t pid, pid_t vpid, uint64_t brk)
 		(unsigned long long)(total / 4096));
 out_vm:
 	if (w) {
+		int r1 = pw_stop(w);
+		if (!ret)
+			ret = r1;
 		if (w->raw) {
 			int r2 = img_raw_close(w->raw);
 			if (!ret)
@@ -467,8 +567,6 @@ out_vm:
 			if (!ret)
 				ret = r2;
 		}
-		if (w->buf)
-			munmap(w->buf, COPY_CHUNK);
 		free(w);
 	}
 	free(vm);
