@@ -617,9 +617,19 @@ int cmd_restore(const struct restore_opts *o)
 	}
 	if (o->pidns && !tr.root_pidns)
 		plugins_set_tree(&visible, 1); /* the root, as we see it from here */
-	plugins_restore_finish(1);
+	ret = plugins_restore_finish(1);
 	plugins_set_tree(NULL, 0);
 	started = false;
+	if (ret) {
+		/* a plugin could not finish (a GPU that would not come back):
+		 * nothing half-restored may keep running */
+		if (o->pidns && !tr.root_pidns)
+			kill(waitfor, SIGKILL);
+		else
+			kill_created(&tr, tr.t[0].hpid);
+		pr_info("restore", "a plugin failed after the tree was running; it was killed");
+		goto out;
+	}
 	if (o->pidfile)
 		write_pidfile(o->pidfile, visible);
 	if (!o->detach) {

@@ -2,7 +2,7 @@
 /*
  * fs plugin: descriptor, init/fini, lifecycle hooks and the dispatch of the
  * fd hooks to the resource classes (regfile.c, chrdev.c, fifo.c, pipe.c,
- * eventfd.c, signalfd.c, timerfd.c, epoll.c, inotify.c, memfd.c).
+ * eventfd.c, signalfd.c, timerfd.c, epoll.c, inotify.c, memfd.c, tty.c).
  *
  * Dump: the core calls the fd dump hook once per open file; the class saves
  * one record to its image (created at its first object).  dump_finish
@@ -10,8 +10,9 @@
  * Restore: restore_start reads every image into memory (sorted by id); the
  * fd restore hook looks the object up and creates it again; restore_in_task
  * (inside the new task) sets up what is keyed by fd numbers (epoll
- * interest lists); restore_resume lets go of the FIFOs and the pipe ends /
- * memfds kept while restoring; restore_finish frees.
+ * interest lists, controlling terminals); restore_resume lets go of the
+ * FIFOs and the pipe ends / memfds / pty masters kept while restoring;
+ * restore_finish frees.
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -34,6 +35,7 @@ static const char *const fs_class_names[] = {
 	[FS_EPOLL] = "epoll",
 	[FS_INOTIFY] = "inotify",
 	[FS_MEMFD] = "memfd",
+	[FS_TTY] = "tty",
 	[FS_NCLASSES] = NULL,
 };
 
@@ -48,6 +50,7 @@ static const struct fs_class *const fs_classes[FS_NCLASSES] = {
 	[FS_EPOLL] = &fs_epoll_class,
 	[FS_INOTIFY] = &fs_inotify_class,
 	[FS_MEMFD] = &fs_memfd_class,
+	[FS_TTY] = &fs_tty_class,
 };
 
 /* ---- helpers shared by the classes --------------------------------------- */
@@ -395,6 +398,10 @@ static void read_config(struct fs_priv *p)
 	if (p->host->config_get)
 		v = p->host->config_get(FS_NAME, "skip_file_check");
 	p->skip_file_check = parse_bool(v, false);
+	v = NULL;
+	if (p->host->config_get)
+		v = p->host->config_get(FS_NAME, "shell_job");
+	p->shell_job = parse_bool(v, false);
 }
 
 /* ---- init / fini ----------------------------------------------------------- */
@@ -411,6 +418,7 @@ static void forget_seen(struct fs_priv *p)
 	p->pipe_sides = NULL;
 	p->npipe_sides = 0;
 	p->pipe_sides_known = false;
+	fs_tty_forget(p);
 }
 
 static void drop_images(struct fs_priv *p)
@@ -595,6 +603,8 @@ static int fs_restore_resume(void *priv, pid_t root)
 	struct fs_priv *p = priv;
 
 	(void)root;
+	/* ptys: locked and exclusive again, now that every slave is open */
+	fs_tty_restore_resume(p);
 	/* Every fd is in its task now; FIFO ends see the true reader and
 	 * writer counts from here on, and a pipe whose write end the task
 	 * closed sees EOF. */
@@ -619,7 +629,7 @@ static int fs_check(void *priv, char *msg, size_t len)
 	(void)priv;
 	snprintf(msg, len, "regular files, character devices (null, zero, full, random, "
 			   "urandom), fifos and pipes with their data, eventfd, signalfd, timerfd, "
-			   "epoll, inotify, memfd");
+			   "epoll, inotify, memfd, ptys and terminals (--shell-job)");
 	return 0;
 }
 
@@ -639,6 +649,8 @@ static int fs_fd_dump(void *priv, const struct ckpt_fd_info *fd, uint32_t obj_id
 		cls = FS_MEMFD;
 	else if (S_ISREG(m))
 		cls = FS_REGFILE;
+	else if (S_ISCHR(m) && fs_tty_claims(p, fd))
+		cls = FS_TTY;
 	else if (S_ISCHR(m))
 		cls = FS_CHRDEV;
 	else if (S_ISFIFO(m) && !strncmp(fd->link, "pipe:[", 6))
@@ -794,6 +806,12 @@ static const struct ckpt_config_key fs_config[] = {
 		.def = "false",
 		.help = "restore regular files even when their size changed since the dump",
 	},
+	{
+		.key = "shell_job",
+		.type = CKPT_CFG_BOOL,
+		.def = "false",
+		.help = "terminals outside the tree are the shell's: restore gives ckpt's (--shell-job)",
+	},
 	{ .key = NULL },
 };
 
@@ -828,6 +846,7 @@ static const ProtobufCMessageDescriptor *const fs_image_types[] = {
 	&ckpt__fs__inotify__descriptor,
 	&ckpt__fs__memfd__descriptor,
 	&ckpt__fs__memfd_data__descriptor,
+	&ckpt__fs__tty__descriptor,
 	NULL,
 };
 
@@ -837,7 +856,7 @@ CKPT_PLUGIN_EXPORT = {
 	.name = FS_NAME,
 	.version = "0.2.0",
 	.description = "regular files, character devices, fifos, pipes, eventfd, signalfd, "
-		       "timerfd, epoll, inotify and memfd",
+		       "timerfd, epoll, inotify, memfd and terminals",
 	.config = fs_config,
 	.init = fs_init,
 	.fini = fs_fini,

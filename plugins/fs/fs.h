@@ -4,8 +4,8 @@
  *
  * fs.c holds the descriptor, init/fini, lifecycle hooks and the fd hook
  * dispatch; each resource class (regfile.c, chrdev.c, fifo.c, pipe.c,
- * eventfd.c, signalfd.c, timerfd.c, epoll.c, inotify.c, memfd.c) supplies a
- * struct fs_class with its dump and restore functions.  Records of a class
+ * eventfd.c, signalfd.c, timerfd.c, epoll.c, inotify.c, memfd.c, tty.c)
+ * supplies a struct fs_class with its dump and restore functions.  Records of a class
  * go to one framed image, created at the first object of the class.
  */
 #ifndef CKPT_FS_H
@@ -36,6 +36,7 @@ enum fs_class_id {
 	FS_EPOLL,
 	FS_INOTIFY,
 	FS_MEMFD,
+	FS_TTY,
 	FS_NCLASSES,
 };
 
@@ -77,9 +78,12 @@ struct fs_pipe_sides {
 	int sides;
 };
 
+struct fs_tty_scan; /* tty.c: the terminals the dumped tree holds */
+
 struct fs_priv {
 	const struct ckpt_host *host;
 	bool skip_file_check;
+	bool shell_job; /* terminals outside the tree are the restoring shell's */
 
 	/* dump */
 	struct ckpt_img *img[FS_NCLASSES];
@@ -94,6 +98,7 @@ struct fs_priv {
 	struct fs_pipe_sides *pipe_sides;
 	size_t npipe_sides;
 	bool pipe_sides_known;
+	struct fs_tty_scan *tty_scan;
 
 	/* restore */
 	struct fs_table tables[FS_NCLASSES];
@@ -134,6 +139,14 @@ extern const struct fs_class fs_timerfd_class;
 extern const struct fs_class fs_epoll_class;
 extern const struct fs_class fs_inotify_class;
 extern const struct fs_class fs_memfd_class;
+extern const struct fs_class fs_tty_class;
+
+/* tty.c: true when fd is a terminal (claimed by class "tty"); forget what
+ * a dump learned; at restore_resume, lock the ptys again and set their
+ * exclusive mode (before the kept masters are closed). */
+bool fs_tty_claims(struct fs_priv *p, const struct ckpt_fd_info *fd);
+void fs_tty_forget(struct fs_priv *p);
+int fs_tty_restore_resume(struct fs_priv *p);
 /* memfd.c: the memfd behind a mapping (vma hooks) */
 int memfd_dump_vma(struct fs_priv *p, const struct ckpt_vma_info *v, uint32_t *obj_id);
 
