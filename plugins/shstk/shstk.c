@@ -267,6 +267,17 @@ static int dump_thread(struct shstk_priv *p, pid_t pid, pid_t tid)
 	t.tid = (uint32_t)tid;
 	t.features = features;
 	t.ssp = ssp;
+	/* which of them the thread locked: only /proc tells */
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	FILE *st = fopen(path, "re");
+	while (st && fgets(line, sizeof(line), st))
+		if (!strncmp(line, "x86_Thread_features_locked:", 27)) {
+			t.has_locked = true;
+			t.locked = shstk_parse_feature_names(line + 27);
+		}
+	if (st)
+		fclose(st);
 	dbg(p, "dump: thread %d: shadow stack features %#lx, SSP %#" PRIx64, (int)tid, features, ssp);
 	if (save(p, &p->img_thread, IMG_THREAD, &t.base))
 		return -EIO;
@@ -511,6 +522,15 @@ static int restore_thread(struct shstk_priv *p, const Ckpt__Shstk__ShstkThread *
 		ret = inject(p, tid, SYS_arch_prctl, ARCH_SHSTK_ENABLE, ARCH_SHSTK_WRSS, 0, &res);
 		if (!ret && res < 0) {
 			err(p, "restore: enabling WRSS in thread %d: %s", (int)tid, strerror((int)-res));
+			return (int)res;
+		}
+	}
+	if (!ret && t->has_locked && t->locked) {
+		/* lock what was locked, as the thread did itself */
+		ret = inject(p, tid, SYS_arch_prctl, ARCH_SHSTK_LOCK, t->locked, 0, &res);
+		if (!ret && res < 0) {
+			err(p, "restore: locking shadow-stack features %#llx in thread %d: %s",
+			    (unsigned long long)t->locked, (int)tid, strerror((int)-res));
 			return (int)res;
 		}
 	}

@@ -116,3 +116,21 @@ int shstk_thread_valid(const Ckpt__Shstk__ShstkThread *t, const Ckpt__Shstk__Shs
 	snprintf(why, len, "thread %u: SSP %#" PRIx64 " lies in no saved shadow stack", t->tid, t->ssp);
 	return -EBADMSG;
 }
+
+uint64_t shstk_parse_feature_names(const char *text)
+{
+	uint64_t f = 0;
+	while (text && *text) {
+		while (*text == ' ' || *text == '\t')
+			text++;
+		size_t n = strcspn(text, " \t\n");
+		if (n == 5 && !strncmp(text, "shstk", 5))
+			f |= ARCH_SHSTK_SHSTK;
+		else if (n == 4 && !strncmp(text, "wrss", 4))
+			f |= ARCH_SHSTK_WRSS;
+		if (!n)
+			break;
+		text += n;
+	}
+	return f;
+}

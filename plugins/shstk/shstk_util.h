@@ -22,6 +22,10 @@
 #ifndef ARCH_SHSTK_SHSTK
 #define ARCH_SHSTK_SHSTK (1ULL << 0)
 #define ARCH_SHSTK_WRSS (1ULL << 1)
+
+/* The features named in a /proc/PID/status line such as
+ * "x86_Thread_features_locked:\tshstk wrss" (the text after the colon). */
+uint64_t shstk_parse_feature_names(const char *text);
 #endif
 #ifndef NT_X86_SHSTK
 #define NT_X86_SHSTK 0x204

@@ -118,8 +118,18 @@ static void test_records(void)
 	ckpt__shstk__shstk_thread__free_unpacked(tb, NULL);
 }
 
+static void test_locked_names(void)
+{
+	CHECK(shstk_parse_feature_names("\tshstk wrss\n") == (ARCH_SHSTK_SHSTK | ARCH_SHSTK_WRSS),
+	      "locked: both names");
+	CHECK(shstk_parse_feature_names("\tshstk\n") == ARCH_SHSTK_SHSTK, "locked: shstk only");
+	CHECK(shstk_parse_feature_names("\n") == 0, "locked: none");
+	CHECK(shstk_parse_feature_names(" wrssx shstkk") == 0, "locked: no prefix matches");
+}
+
 int main(void)
 {
+	test_locked_names();
 	test_smaps();
 	test_records();
 	return tap_done();
