@@ -127,9 +127,104 @@ static void test_locked_names(void)
 	CHECK(shstk_parse_feature_names(" wrssx shstkk") == 0, "locked: no prefix matches");
 }
 
+/* The whole plugin, loaded like ckpt loads it, with a host whose images
+ * hold one thread that ran with a shadow stack: on this machine (no
+ * shadow-stack support) restore_start must refuse with one error line. */
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include "ckpt-plugin.h"
+
+static int logged_errors;
+static char last_error[512];
+
+static void fake_log(const char *plugin, int level, const char *fmt, ...)
+{
+	(void)plugin;
+	if (level != CKPT_LOG_ERROR)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(last_error, sizeof(last_error), fmt, ap);
+	va_end(ap);
+	logged_errors++;
+}
+
+static int fake_img_load(const char *name, const struct ProtobufCMessageDescriptor *d,
+			 struct ProtobufCMessage ***recs, size_t *n)
+{
+	(void)d;
+	*recs = NULL;
+	*n = 0;
+	if (!strcmp(name, "shstk-vma.img")) {
+		/* the stack the SSP points into, with its contents */
+		Ckpt__Shstk__ShstkVma *v = calloc(1, sizeof(*v));
+		*recs = calloc(1, sizeof(**recs));
+		if (!v || !*recs)
+			return -ENOMEM;
+		ckpt__shstk__shstk_vma__init(v);
+		v->pid = 42;
+		v->start = 0x7f0000000000ULL;
+		v->end = 0x7f0000002000ULL;
+		v->data.len = 0x2000;
+		v->data.data = calloc(1, 0x2000);
+		(*recs)[0] = &v->base;
+		*n = 1;
+		return 0;
+	}
+	if (strcmp(name, "shstk-thread.img"))
+		return 0;
+	Ckpt__Shstk__ShstkThread *t = calloc(1, sizeof(*t));
+	*recs = calloc(1, sizeof(**recs));
+	if (!t || !*recs)
+		return -ENOMEM;
+	ckpt__shstk__shstk_thread__init(t);
+	t->pid = t->tid = 42;
+	t->features = ARCH_SHSTK_SHSTK;
+	t->ssp = 0x7f0000001000ULL;
+	(*recs)[0] = &t->base;
+	*n = 1;
+	return 0;
+}
+
+static void *fake_ptr(void)
+{
+	return NULL;
+}
+
+static void test_refused_without_support(void)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/../../plugins/shstk/ckpt-shstk.so", TEST_PLUGIN_DIR);
+	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	const struct ckpt_plugin_desc *d = h ? dlsym(h, CKPT_PLUGIN_SYMBOL) : NULL;
+	CHECK(d != NULL, "plugin loads from %s", path);
+	if (!d)
+		return;
+	struct ckpt_host host;
+	memset(&host, 0, sizeof(host));
+	host.version = CKPT_HOST_VERSION;
+	host.log = fake_log;
+	host.img_load = fake_img_load;
+	/* present but never called on this path */
+	host.img_create = (void *)fake_ptr;
+	host.img_write = (void *)fake_ptr;
+	host.img_close = (void *)fake_ptr;
+	host.mem_read = (void *)fake_ptr;
+	host.inject_syscall = (void *)fake_ptr;
+	void *priv = NULL;
+	CHECK(d->init(&host, &priv) == 0, "init");
+	int ret = d->lifecycle->restore_start(priv);
+	CHECK(ret == -ENOTSUP && logged_errors == 1 && strstr(last_error, "shadow stack"),
+	      "an image needing shadow stacks is refused here: %d, \"%s\"", ret, last_error);
+	d->fini(priv);
+	dlclose(h);
+}
+
 int main(void)
 {
 	test_locked_names();
+	test_refused_without_support();
 	test_smaps();
 	test_records();
 	return tap_done();
