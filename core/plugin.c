@@ -153,6 +153,7 @@ const struct ckpt_host host_table = {
 	.images_dir = host_images_dir,
 	.img_load = host_img_load,
 	.tree_pids = host_tree_pids,
+	.img_write_msg = img_write_msg,
 };
 
 /* ---- finding plugins ----------------------------------------------------- */

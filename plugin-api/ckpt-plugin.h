@@ -116,6 +116,8 @@ struct ckpt_host {
 	 * namespace ckpt runs in, root first; the count (may exceed max). 0
 	 * before the tree is known (dump_start) or once it is gone. */
 	size_t (*tree_pids)(pid_t *out, size_t max);
+	/* Pack a protobuf-c message and append it as one record. */
+	int (*img_write_msg)(struct ckpt_img *img, const struct ProtobufCMessage *msg);
 };
 
 /* ---- hook tables --------------------------------------------------------- */

@@ -84,8 +84,6 @@ struct amdgpu_priv {
 
 static int save(struct amdgpu_priv *p, int which, const ProtobufCMessage *m)
 {
-	size_t len = protobuf_c_message_get_packed_size(m);
-	uint8_t *buf;
 	int r;
 
 	if (!p->img[which]) {
@@ -96,12 +94,7 @@ static int save(struct amdgpu_priv *p, int which, const ProtobufCMessage *m)
 			return r;
 		}
 	}
-	buf = malloc(len ? len : 1);
-	if (!buf)
-		return -ENOMEM;
-	protobuf_c_message_pack(m, buf);
-	r = p->host->img_write(p->img[which], buf, len);
-	free(buf);
+	r = p->host->img_write_msg(p->img[which], m);
 	if (r < 0) {
 		err(p, "dump: cannot write image %s: %s", images[which].name, strerror(-r));
 		return r;
@@ -806,7 +799,7 @@ static int amdgpu_init(const struct ckpt_host *host, void **priv)
 {
 	struct amdgpu_priv *p;
 
-	if (!host || host->version < 2 || !host->log || !host->img_create || !host->img_write ||
+	if (!host || host->version < 3 || !host->img_write_msg || !host->log || !host->img_create || !host->img_write ||
 	    !host->img_close || !host->img_load)
 		return -EINVAL;
 	p = calloc(1, sizeof(*p));

@@ -297,15 +297,7 @@ static void free_record(Ckpt__Cgroup__Group *r)
 
 static int write_record(struct cg_priv *p, struct ckpt_img *img, const Ckpt__Cgroup__Group *r)
 {
-	size_t len = protobuf_c_message_get_packed_size(&r->base);
-	uint8_t *buf = malloc(len ? len : 1);
-	int ret;
-
-	if (!buf)
-		return -ENOMEM;
-	protobuf_c_message_pack(&r->base, buf);
-	ret = p->host->img_write(img, buf, len);
-	free(buf);
+	int ret = p->host->img_write_msg(img, &r->base);
 	if (ret < 0)
 		cg_err(p, "dump: cannot write image %s: %s", CG_IMG, strerror(-ret));
 	return ret < 0 ? ret : 0;

@@ -677,8 +677,6 @@ static int write_image(struct cuda_priv *p)
 	for (size_t i = 0; !ret && i < p->nprocs; i++) {
 		const struct cuda_proc *c = &p->procs[i];
 		Ckpt__Cuda__CudaProcess rec = CKPT__CUDA__CUDA_PROCESS__INIT;
-		uint8_t buf[128];
-		size_t len;
 
 		rec.pid = (uint32_t)c->pid;
 		rec.has_nspid = true;
@@ -692,13 +690,7 @@ static int write_image(struct cuda_priv *p)
 			rec.has_driver_version = true;
 			rec.driver_version = p->drv.version;
 		}
-		len = protobuf_c_message_get_packed_size(&rec.base);
-		if (len > sizeof(buf)) {
-			ret = -EOVERFLOW;
-			break;
-		}
-		protobuf_c_message_pack(&rec.base, buf);
-		ret = p->host->img_write(img, buf, len);
+		ret = p->host->img_write_msg(img, &rec.base);
 	}
 	if (ret) {
 		cuda_err(p, "cannot write %s: %s", CUDA_IMG, strerror(-ret));
@@ -960,7 +952,7 @@ static int cuda_init(const struct ckpt_host *host, void **priv)
 {
 	struct cuda_priv *p;
 
-	if (!host || host->version < 2 || !host->log || !host->img_create || !host->img_write ||
+	if (!host || host->version < 3 || !host->img_write_msg || !host->log || !host->img_create || !host->img_write ||
 	    !host->img_close || !host->img_load)
 		return -EINVAL;
 	p = calloc(1, sizeof(*p));

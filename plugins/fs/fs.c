@@ -341,8 +341,6 @@ bool fs_link_deleted(const char *link, const struct stat *st, size_t *len)
 int fs_save(struct fs_priv *p, enum fs_class_id cls, const ProtobufCMessage *msg)
 {
 	const struct fs_class *c = fs_classes[cls];
-	uint8_t stackbuf[512], *buf = stackbuf;
-	size_t len;
 	int ret;
 
 	if (!p->img[cls]) {
@@ -355,18 +353,7 @@ int fs_save(struct fs_priv *p, enum fs_class_id cls, const ProtobufCMessage *msg
 		}
 	}
 
-	len = protobuf_c_message_get_packed_size(msg);
-	if (len > sizeof(stackbuf)) {
-		buf = malloc(len);
-		if (!buf) {
-			fs_err(p, "dump: out of memory for a %s record of %zu bytes", c->name, len);
-			return -ENOMEM;
-		}
-	}
-	protobuf_c_message_pack(msg, buf);
-	ret = p->host->img_write(p->img[cls], buf, len);
-	if (buf != stackbuf)
-		free(buf);
+	ret = p->host->img_write_msg(p->img[cls], msg);
 	if (ret < 0) {
 		fs_err(p, "dump: cannot write image %s: %s", c->img_name, strerror(-ret));
 		return fs_errno(-ret);
@@ -471,7 +458,8 @@ static int fs_init(const struct ckpt_host *host, void **priv)
 {
 	struct fs_priv *p;
 
-	if (!host || host->version < 2 /* img_load */ || !host->img_load || !host->log || !host->img_create ||
+	if (!host || host->version < 3 /* img_load, img_write_msg */ || !host->img_load ||
+	    !host->img_write_msg || !host->log || !host->img_create ||
 	    !host->img_open || !host->img_write || !host->img_read || !host->img_close)
 		return -EINVAL;
 	p = calloc(1, sizeof(*p));

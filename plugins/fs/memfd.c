@@ -53,8 +53,6 @@ static uint32_t memfd_id(const ProtobufCMessage *m)
 static int save_run(struct fs_priv *p, uint64_t ino, uint64_t off, const uint8_t *buf, size_t len)
 {
 	Ckpt__Fs__MemfdData d = CKPT__FS__MEMFD_DATA__INIT;
-	uint8_t *pk;
-	size_t plen;
 	int ret;
 
 	if (!p->memfd_data) {
@@ -71,15 +69,7 @@ static int save_run(struct fs_priv *p, uint64_t ino, uint64_t off, const uint8_t
 	d.offset = off;
 	d.data.data = (uint8_t *)buf;
 	d.data.len = len;
-	plen = protobuf_c_message_get_packed_size(&d.base);
-	pk = malloc(plen);
-	if (!pk) {
-		fs_err(p, "dump: out of memory");
-		return -ENOMEM;
-	}
-	protobuf_c_message_pack(&d.base, pk);
-	ret = p->host->img_write(p->memfd_data, pk, plen);
-	free(pk);
+	ret = p->host->img_write_msg(p->memfd_data, &d.base);
 	if (ret < 0) {
 		fs_err(p, "dump: cannot write image %s: %s", DATA_IMG, strerror(-ret));
 		return fs_errno(-ret);

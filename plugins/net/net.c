@@ -70,8 +70,6 @@ static const char *const net_class_names[] = {
 int net_save(struct net_priv *p, enum net_class_id cls, const ProtobufCMessage *msg)
 {
 	const struct net_class *c = &net_classes[cls];
-	uint8_t stackbuf[1024], *buf = stackbuf;
-	size_t len;
 	int ret;
 
 	if (!p->img[cls]) {
@@ -83,18 +81,7 @@ int net_save(struct net_priv *p, enum net_class_id cls, const ProtobufCMessage *
 			return net_errno(e);
 		}
 	}
-	len = protobuf_c_message_get_packed_size(msg);
-	if (len > sizeof(stackbuf)) {
-		buf = malloc(len);
-		if (!buf) {
-			net_err(p, "dump: out of memory for a %s record of %zu bytes", c->name, len);
-			return -ENOMEM;
-		}
-	}
-	protobuf_c_message_pack(msg, buf);
-	ret = p->host->img_write(p->img[cls], buf, len);
-	if (buf != stackbuf)
-		free(buf);
+	ret = p->host->img_write_msg(p->img[cls], msg);
 	if (ret < 0) {
 		net_err(p, "dump: cannot write image %s: %s", c->img_name, strerror(-ret));
 		return net_errno(ret);
@@ -326,7 +313,8 @@ static int net_init(const struct ckpt_host *host, void **priv)
 {
 	struct net_priv *p;
 
-	if (!host || host->version < 2 /* img_load */ || !host->img_load || !host->log || !host->img_create || !host->img_open ||
+	if (!host || host->version < 3 /* img_load, img_write_msg */ || !host->img_load ||
+	    !host->img_write_msg || !host->log || !host->img_create || !host->img_open ||
 	    !host->img_write || !host->img_read || !host->img_close)
 		return -EINVAL;
 	p = calloc(1, sizeof(*p));

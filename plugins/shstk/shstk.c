@@ -117,8 +117,6 @@ static int shstk_check(void *priv, char *msg, size_t len)
 static int save(struct shstk_priv *p, struct ckpt_img **img, const char *name,
 		const ProtobufCMessage *m)
 {
-	size_t len = protobuf_c_message_get_packed_size(m);
-	uint8_t *buf;
 	int r;
 
 	if (!*img) {
@@ -129,12 +127,7 @@ static int save(struct shstk_priv *p, struct ckpt_img **img, const char *name,
 			return r ? r : -EIO;
 		}
 	}
-	buf = malloc(len ? len : 1);
-	if (!buf)
-		return -ENOMEM;
-	protobuf_c_message_pack(m, buf);
-	r = p->host->img_write(*img, buf, len);
-	free(buf);
+	r = p->host->img_write_msg(*img, m);
 	if (r < 0)
 		err(p, "dump: cannot write image %s: %s", name, strerror(-r));
 	return r < 0 ? r : 0;
@@ -571,7 +564,7 @@ static int shstk_init(const struct ckpt_host *host, void **priv)
 {
 	struct shstk_priv *p;
 
-	if (!host || host->version < 2 || !host->log || !host->img_create || !host->img_write ||
+	if (!host || host->version < 3 || !host->img_write_msg || !host->log || !host->img_create || !host->img_write ||
 	    !host->img_close || !host->img_load || !host->mem_read || !host->inject_syscall)
 		return -EINVAL;
 	p = calloc(1, sizeof(*p));

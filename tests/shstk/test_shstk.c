@@ -212,6 +212,7 @@ static void test_refused_without_support(void)
 	host.img_close = (void *)fake_ptr;
 	host.mem_read = (void *)fake_ptr;
 	host.inject_syscall = (void *)fake_ptr;
+	host.img_write_msg = (void *)fake_ptr;
 	void *priv = NULL;
 	CHECK(d->init(&host, &priv) == 0, "init");
 	int ret = d->lifecycle->restore_start(priv);
