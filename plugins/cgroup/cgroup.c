@@ -69,7 +69,8 @@ static int cg_init(const struct ckpt_host *host, void **priv)
 {
 	struct cg_priv *p;
 
-	if (!host || host->version < 3 || !host->img_write_msg || !host->log || !host->img_create || !host->img_write ||
+	if (!host || host->version < 3 || !host->img_write_msg ||
+	    !host->log || !host->img_create || !host->img_write ||
 	    !host->img_close || !host->img_load || !host->tree_pids)
 		return -EINVAL;
 	p = calloc(1, sizeof(*p));

@@ -952,7 +952,8 @@ static int cuda_init(const struct ckpt_host *host, void **priv)
 {
 	struct cuda_priv *p;
 
-	if (!host || host->version < 3 || !host->img_write_msg || !host->log || !host->img_create || !host->img_write ||
+	if (!host || host->version < 3 || !host->img_write_msg ||
+	    !host->log || !host->img_create || !host->img_write ||
 	    !host->img_close || !host->img_load)
 		return -EINVAL;
 	p = calloc(1, sizeof(*p));

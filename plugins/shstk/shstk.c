@@ -564,7 +564,8 @@ static int shstk_init(const struct ckpt_host *host, void **priv)
 {
 	struct shstk_priv *p;
 
-	if (!host || host->version < 3 || !host->img_write_msg || !host->log || !host->img_create || !host->img_write ||
+	if (!host || host->version < 3 || !host->img_write_msg ||
+	    !host->log || !host->img_create || !host->img_write ||
 	    !host->img_close || !host->img_load || !host->mem_read || !host->inject_syscall)
 		return -EINVAL;
 	p = calloc(1, sizeof(*p));
