@@ -35,6 +35,9 @@ usage: $0 [options]
                        needs core/ckpt, bench/memhog and tests/nsrun in it
       --ckpt-arg ARG   pass ARG to every ckpt call before the command, e.g.
                        --ckpt-arg=--plugins=fs or --ckpt-arg=-v0 (repeatable)
+      --criu PATH      also run CRIU (the binary at PATH) on the same workload,
+                       interleaved with ckpt run by run, and print both with
+                       the ratio of their times (nothing here builds CRIU)
       --no-verify      do not have the restored process check its memory
       --drop-caches    drop the page cache before each restore from a
                        directory that is not on tmpfs (cold-cache restore)
@@ -63,6 +66,7 @@ SIZES="64,512,2048"
 DIRS="/dev/shm,/var/tmp"
 BUILD="$SRCDIR/build"
 CKPT_ARGS=()
+CRIU=
 VERIFY=1
 DROP_CACHES=0
 CSV=
@@ -82,6 +86,8 @@ parse_args() {
 		--build=*) BUILD=${1#*=} ;;
 		--ckpt-arg) [ $# -ge 2 ] || die "$1 needs a value"; CKPT_ARGS+=("$2"); shift ;;
 		--ckpt-arg=*) CKPT_ARGS+=("${1#*=}") ;;
+		--criu) [ $# -ge 2 ] || die "$1 needs a value"; CRIU=$2; shift ;;
+		--criu=*) CRIU=${1#*=} ;;
 		--no-verify) VERIFY=0 ;;
 		--drop-caches) DROP_CACHES=1 ;;
 		--csv) [ $# -ge 2 ] || die "$1 needs a value"; CSV=$2; shift ;;
@@ -138,6 +144,10 @@ wait_gone() {
 
 if [ "$INNER" = 0 ]; then
 	[ "$(id -u)" = 0 ] || die "must run as root (ptrace, pid namespaces)"
+	if [ -n "$CRIU" ]; then
+		CRIU=$(readlink -f "$CRIU") && [ -x "$CRIU" ] || die "--criu: no executable at the given path"
+		ORIG_ARGS+=(--criu "$CRIU")
+	fi
 	for bin in "$CKPT" "$MEMHOG" "$NSRUN"; do
 		[ -x "$bin" ] || die "$bin is missing; build first: meson compile -C $BUILD"
 	done
@@ -259,16 +269,34 @@ kill_and_reap() {
 }
 
 if [ -n "$CSV" ]; then
-	echo "size_mib,dir,fs,rep,dump_s,restore_s,image_bytes" >"$CSV" || die "cannot write $CSV"
+	echo "tool,size_mib,dir,fs,rep,dump_s,restore_s,image_bytes" >"$CSV" || die "cannot write $CSV"
 fi
 
-# one_run SIZE DIR REP -> sets RUN_DUMP, RUN_RESTORE, RUN_IMAGE; 0 or 1
+# tool_dump TOOL PID IMG LOG / tool_restore TOOL IMG PIDFILE LOG: the same
+# job done by ckpt or by CRIU (CRIU opens -o and --pidfile relative to -D
+# unless they are absolute, which they are here).
+tool_dump() {
+	if [ "$1" = criu ]; then
+		"$CRIU" dump -t "$2" -D "$3" -o "$4" </dev/null
+	else
+		"$CKPT" "${CKPT_ARGS[@]}" -o "$4" dump -t "$2" -D "$3" </dev/null
+	fi
+}
+tool_restore() {
+	if [ "$1" = criu ]; then
+		"$CRIU" restore -D "$2" -d --pidfile "$3" -o "$4" </dev/null
+	else
+		"$CKPT" "${CKPT_ARGS[@]}" -o "$4" restore -D "$2" -d --pidfile "$3" </dev/null
+	fi
+}
+
+# one_run TOOL SIZE DIR REP -> sets RUN_DUMP, RUN_RESTORE, RUN_IMAGE; 0 or 1
 one_run() {
-	local size=$1 dir=$2 rep=$3 work tag pid rpid t0 t1 t2 t3 rc v
+	local tool=$1 size=$2 dir=$3 rep=$4 work tag pid rpid t0 t1 t2 t3 rc v
 	local ready="$SCRATCH/ready" verify="$SCRATCH/verify" pidfile="$SCRATCH/restored.pid"
 
 	work=$(workdir_of "$dir") || { note "no work directory for $dir"; return 1; }
-	tag="${size}M-$(basename "$dir")-$rep"
+	tag="$tool-${size}M-$(basename "$dir")-$rep"
 	IMG="$work/img"
 	rm -rf -- "$IMG" "$ready" "$verify" "$pidfile"
 	mkdir -p "$IMG" || return 1
@@ -288,11 +316,11 @@ one_run() {
 	LIVE+=("$pid")
 
 	t0=$(now)
-	"$CKPT" "${CKPT_ARGS[@]}" -o "$LOGS/dump-$tag.log" dump -t "$pid" -D "$IMG" </dev/null
+	tool_dump "$tool" "$pid" "$IMG" "$LOGS/dump-$tag.log"
 	rc=$?
 	t1=$(now)
 	if [ $rc -ne 0 ]; then
-		note "ckpt dump failed (exit $rc) for $size MiB in $dir"
+		note "$tool dump failed (exit $rc) for $size MiB in $dir"
 		show_log "$LOGS/dump-$tag.log"
 		kill_and_reap "$pid"
 		return 1
@@ -312,8 +340,7 @@ one_run() {
 	fi
 
 	t2=$(now)
-	"$CKPT" "${CKPT_ARGS[@]}" -o "$LOGS/restore-$tag.log" \
-		restore -D "$IMG" -d --pidfile "$pidfile" </dev/null
+	tool_restore "$tool" "$IMG" "$pidfile" "$LOGS/restore-$tag.log"
 	rc=$?
 	t3=$(now)
 	rpid=
@@ -321,7 +348,7 @@ one_run() {
 	[ -n "$rpid" ] || rpid=$pid
 	LIVE+=("$rpid")
 	if [ $rc -ne 0 ]; then
-		note "ckpt restore failed (exit $rc) for $size MiB in $dir"
+		note "$tool restore failed (exit $rc) for $size MiB in $dir"
 		show_log "$LOGS/restore-$tag.log"
 		kill_and_reap "$rpid"
 		return 1
@@ -361,7 +388,7 @@ one_run() {
 	RUN_DUMP=$(elapsed "$t0" "$t1")
 	RUN_RESTORE=$(elapsed "$t2" "$t3")
 	if [ -n "$CSV" ]; then
-		echo "$size,$dir,$(fs_type "$dir"),$rep,$RUN_DUMP,$RUN_RESTORE,$RUN_IMAGE" >>"$CSV"
+		echo "$tool,$size,$dir,$(fs_type "$dir"),$rep,$RUN_DUMP,$RUN_RESTORE,$RUN_IMAGE" >>"$CSV"
 	fi
 	return 0
 }
@@ -374,6 +401,11 @@ version=$("$CKPT" --version 2>/dev/null | head -n 1)
 echo "ckpt benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo
 echo "- ckpt: ${version:-unknown} ($CKPT${CKPT_ARGS[*]:+ ${CKPT_ARGS[*]}})"
+TOOLS=ckpt
+if [ -n "$CRIU" ]; then
+	TOOLS="ckpt criu"
+	echo "- CRIU: $("$CRIU" --version 2>/dev/null | awk '/^Version/ { print $2 }') ($CRIU), run after ckpt in every repetition; \"x\" = CRIU's time / ckpt's time"
+fi
 echo "- kernel: $(uname -r) $(uname -m); CPU: ${cpu:-unknown}, $(nproc) cores; memory: $mem_total GiB"
 echo "- transparent huge pages: $(sed 's/.*\[\(.*\)\].*/\1/' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null || echo unknown)"
 echo "- workload: memhog, N MiB of private anonymous memory, every page written"
@@ -381,8 +413,8 @@ echo "- medians of $REPS run(s); MB/s = touched memory (10^6 bytes) / wall time 
 [ "$VERIFY" = 1 ] && echo "- every restore was checked page by page by the restored process (not timed)"
 [ "$DROP_CACHES" = 1 ] && echo "- page cache dropped before each restore from disk"
 echo
-echo "| memory | images on | dump s | dump MB/s | restore -d s | restore MB/s | image MiB |"
-echo "| ---: | --- | ---: | ---: | ---: | ---: | ---: |"
+echo "| memory | images on | tool | dump s | dump MB/s | restore -d s | restore MB/s | image MiB |"
+echo "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |"
 
 status=0
 for size in $SIZES; do
@@ -398,43 +430,57 @@ for size in $SIZES; do
 		fi
 		if [ "$need" -gt "$avail" ]; then
 			note "skipping $size MiB on $dir: needs about $need MiB of memory, $avail MiB available"
-			echo "| $size MiB | $where | skipped: needs ~$need MiB RAM, $avail MiB available | | | | |"
+			echo "| $size MiB | $where | skipped: needs ~$need MiB RAM, $avail MiB available | | | | | |"
 			continue
 		fi
 		free=$(disk_free_mib "$dir")
 		if [ "$((size + 64))" -gt "$free" ]; then
 			note "skipping $size MiB on $dir: $free MiB free there"
-			echo "| $size MiB | $where | skipped: $free MiB free in $dir | | | | |"
+			echo "| $size MiB | $where | skipped: $free MiB free in $dir | | | | | |"
 			continue
 		fi
 
-		dumps=()
-		restores=()
-		images=()
+		declare -A dumps=() restores=() images=()
 		failed=0
 		for rep in $(seq 1 "$REPS"); do
-			note "$size MiB, images in $dir: run $rep of $REPS"
-			if ! one_run "$size" "$dir" "$rep"; then
-				failed=1
-				break
-			fi
-			note "  dump $RUN_DUMP s, restore $RUN_RESTORE s"
-			dumps+=("$RUN_DUMP")
-			restores+=("$RUN_RESTORE")
-			images+=("$RUN_IMAGE")
+			for tool in $TOOLS; do
+				note "$tool: $size MiB, images in $dir: run $rep of $REPS"
+				if ! one_run "$tool" "$size" "$dir" "$rep"; then
+					failed=1
+					break 2
+				fi
+				note "  dump $RUN_DUMP s, restore $RUN_RESTORE s"
+				dumps[$tool]+=" $RUN_DUMP"
+				restores[$tool]+=" $RUN_RESTORE"
+				images[$tool]+=" $RUN_IMAGE"
+			done
 		done
 		if [ "$failed" = 1 ]; then
 			status=1
-			echo "| $size MiB | $where | FAILED (see stderr) | | | | |"
+			echo "| $size MiB | $where | $tool | FAILED (see stderr) | | | | |"
+			unset dumps restores images
 			continue
 		fi
-		md=$(median "${dumps[@]}")
-		mr=$(median "${restores[@]}")
-		mi=$(median "${images[@]}")
-		printf '| %s MiB | %s | %.3f | %s | %.3f | %s | %.1f |\n' \
-			"$size" "$where" "$md" "$(mbps "$size" "$md")" \
-			"$mr" "$(mbps "$size" "$mr")" \
-			"$(awk -v b="$mi" 'BEGIN { print b / 1048576 }')"
+		for tool in $TOOLS; do
+			# shellcheck disable=SC2086 # the lists are words on purpose
+			md=$(median ${dumps[$tool]})
+			# shellcheck disable=SC2086
+			mr=$(median ${restores[$tool]})
+			# shellcheck disable=SC2086
+			mi=$(median ${images[$tool]})
+			printf '| %s MiB | %s | %s | %.3f | %s | %.3f | %s | %.1f |\n' \
+				"$size" "$where" "$tool" "$md" "$(mbps "$size" "$md")" \
+				"$mr" "$(mbps "$size" "$mr")" \
+				"$(awk -v b="$mi" 'BEGIN { print b / 1048576 }')"
+			eval "med_d_$tool=$md med_r_$tool=$mr"
+		done
+		if [ -n "$CRIU" ]; then
+			# shellcheck disable=SC2154 # set by the eval above
+			printf '| %s MiB | %s | **x** | %s | | %s | | |\n' "$size" "$where" \
+				"$(awk -v a="$med_d_criu" -v b="$med_d_ckpt" 'BEGIN { printf "%.2fx", a / b }')" \
+				"$(awk -v a="$med_r_criu" -v b="$med_r_ckpt" 'BEGIN { printf "%.2fx", a / b }')"
+		fi
+		unset dumps restores images
 	done
 done
 
