@@ -3,11 +3,12 @@
  * userns: a rootless-container-like tree.  A starter clones init with
  * CLONE_NEWUSER|CLONE_NEWPID|CLONE_NEWUTS|CLONE_NEWIPC, writes its maps
  * (ids 0..65535 inside are 100000.. outside), reports init's pid and goes
- * away.  init becomes root inside, sets a host name, its own groups (when
+ * away.  init becomes root inside, sets a host name, enters a time
+ * namespace of its own (+1000 s monotonic), sets its own groups (when
  * setgroups is allowed), KEEP_CAPS, a bounding set without CAP_MKNOD and an
  * effective set without CAP_NET_RAW; its child drops to uid/gid 1000 inside
  * with no_new_privs.  After SIGUSR1 init checks its maps, setgroups state,
- * ids, groups, capability sets, securebits and host name, then asks the
+ * ids, groups, capability sets, securebits, host name and clock, then asks the
  * child (over a pipe) for its ids, capabilities and user namespace, which
  * must be init's.
  *
@@ -31,6 +32,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "workload.h"
@@ -48,12 +50,15 @@ static void on_usr2(int sig)
 
 static char uid_map[256], gid_map[256], setgroups_state[32];
 /* the starter's namespaces (the harness's /proc/1 is not ours to look at) */
-static unsigned long outer_user, outer_uts;
+static unsigned long outer_user, outer_uts, outer_time;
 
 static int write_to(pid_t pid, const char *file, const char *text)
 {
 	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
+	else /* our /proc is the harness's: its /proc/1 is not us */
+		snprintf(path, sizeof(path), "/proc/self/%s", file);
 	int fd = open(path, O_WRONLY);
 	if (fd < 0)
 		return -1;
@@ -162,6 +167,7 @@ int main(int argc, char **argv)
 	wl_init("userns");
 	outer_user = ns_ino("user");
 	outer_uts = ns_ino("uts");
+	outer_time = ns_ino("time");
 	if (pipe(go) || pipe(up) || pipe(cup) || pipe(report))
 		wl_die("pipe");
 	pid_t init = syscall(SYS_clone, CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD,
@@ -198,6 +204,16 @@ int main(int argc, char **argv)
 		_exit(2);
 	close(go[0]);
 	setsid();
+	/* a time namespace owned by the user namespace, entered by init
+	 * (before the uid change makes /proc/self root's) */
+	int tfd;
+	if (unshare(CLONE_NEWTIME) || write_to(0, "timens_offsets", "monotonic 1000 0\n") ||
+	    (tfd = open("/proc/self/ns/time_for_children", O_RDONLY)) < 0 || setns(tfd, CLONE_NEWTIME))
+		wl_die("time namespace: %s", strerror(errno));
+	close(tfd);
+	uint64_t before = wl_now_ns(CLOCK_MONOTONIC);
+	if (before < 1000ULL * 1000000000ULL)
+		wl_die("the time namespace offset is not in effect");
 	if (setresgid(0, 0, 0) || setresuid(0, 0, 0))
 		wl_die("cannot become root inside: %s", strerror(errno));
 	if (sethostname(HOST, strlen(HOST)))
@@ -281,6 +297,10 @@ int main(int argc, char **argv)
 	WL_CHECK(!strcmp(host, HOST), "host name is \"%s\"", host);
 	WL_CHECK(ns_ino("user") && ns_ino("user") != outer_user, "back in the harness's user namespace");
 	WL_CHECK(ns_ino("uts") && ns_ino("uts") != outer_uts, "back in the harness's uts namespace");
+	WL_CHECK(ns_ino("time") && ns_ino("time") != outer_time, "back in the harness's time namespace");
+	uint64_t after = wl_now_ns(CLOCK_MONOTONIC);
+	WL_CHECK(after >= before, "CLOCK_MONOTONIC went back by %.1f s (offset lost?)",
+		 (before - after) / 1e9);
 
 	kill(child, SIGUSR2);
 	struct pollfd pf = { report[0], POLLIN, 0 };
