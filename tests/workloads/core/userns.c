@@ -3,14 +3,14 @@
  * userns: a rootless-container-like tree.  A starter clones init with
  * CLONE_NEWUSER|CLONE_NEWPID|CLONE_NEWUTS|CLONE_NEWIPC, writes its maps
  * (ids 0..65535 inside are 100000.. outside), reports init's pid and goes
- * away.  init becomes root inside, sets a host name, enters a time
- * namespace of its own (+1000 s monotonic), sets its own groups (when
- * setgroups is allowed), KEEP_CAPS, a bounding set without CAP_MKNOD and an
- * effective set without CAP_NET_RAW; its child drops to uid/gid 1000 inside
- * with no_new_privs.  After SIGUSR1 init checks its maps, setgroups state,
- * ids, groups, capability sets, securebits, host name and clock, then asks the
- * child (over a pipe) for its ids, capabilities and user namespace, which
- * must be init's.
+ * away.  init enters a time namespace of its own (+1000 s monotonic),
+ * becomes root inside, sets a host name, its own groups (when setgroups is
+ * allowed), KEEP_CAPS, a bounding set without CAP_MKNOD and an effective
+ * set without CAP_NET_RAW; its child drops to uid/gid 1000 inside with
+ * no_new_privs and starts a second thread.  After SIGUSR1 init checks its
+ * maps, setgroups state, ids, groups, capability sets, securebits, host
+ * name and clock, then asks the child (over a pipe) for its ids (both
+ * threads), capabilities and user namespace, which must be init's.
  *
  *   userns        setgroups allowed
  *   userns deny   setgroups denied before gid_map was written
@@ -23,8 +23,10 @@
 #include <linux/capability.h>
 #include <linux/securebits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +107,21 @@ static int set_eff(uint64_t eff, uint64_t prm)
 	return syscall(SYS_capset, &h, d);
 }
 
+/* A second thread of the child: its own creds must come back too. */
+static _Atomic int thread_go, thread_bad = -1;
+static void *child_thread(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&thread_go))
+		usleep(1000);
+	uid_t r, e, s;
+	uint64_t eff, prm;
+	syscall(SYS_getresuid, &r, &e, &s);
+	get_caps(&eff, &prm);
+	atomic_store(&thread_bad, (r != CHILD_ID || e != CHILD_ID || s != CHILD_ID) | (eff != 0) << 1);
+	return NULL;
+}
+
 /* The child: uid/gid 1000 inside, answers SIGUSR2 with its state. */
 static void __attribute__((noreturn)) child_main(int up, int report, int mixed)
 {
@@ -122,6 +139,9 @@ static void __attribute__((noreturn)) child_main(int up, int report, int mixed)
 		    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
 			_exit(3);
 	}
+	pthread_t th;
+	if (!mixed && pthread_create(&th, NULL, child_thread, NULL))
+		_exit(3);
 	uint64_t eff, prm, eff0, prm0;
 	get_caps(&eff0, &prm0);
 	if (write(up, "c", 1) != 1)
@@ -138,6 +158,9 @@ static void __attribute__((noreturn)) child_main(int up, int report, int mixed)
 	get_caps(&eff, &prm);
 	int bad = 0;
 	if (!mixed) {
+		atomic_store(&thread_go, 1);
+		pthread_join(th, NULL);
+		bad |= (atomic_load(&thread_bad) != 0) << 5;
 		bad |= (r != CHILD_ID || e != CHILD_ID || s != CHILD_ID) << 0;
 		bad |= (gr != CHILD_ID || ge != CHILD_ID || gs != CHILD_ID) << 1;
 		/* KEEP_CAPS, inherited from init, kept the permitted set */
