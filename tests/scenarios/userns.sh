@@ -63,3 +63,12 @@ sc_userns_mixed() {
 # not choose PIDs from inside it; refused, the task runs on.
 SCENARIOS+=("userns_no_pidns|fail-userns-no-pidns")
 sc_userns_no_pidns() { expect_dump_fail fail-userns-no-pidns 'own pid namespace' core/namespaces user; }
+
+# A pid namespace nested below the tree's (inside its user namespace):
+# still refused, the tree runs on.
+SCENARIOS+=("userns_nested_pidns|fail-userns-nested-pidns")
+sc_userns_nested_pidns() {
+	userns_open_dir
+	expect_dump_fail fail-userns-nested-pidns 'nested pid namespaces are not supported' core/userns nestedpid
+	userns_close_dir
+}

@@ -16,6 +16,8 @@
  *   userns deny   setgroups denied before gid_map was written
  *   userns mixed  the child moves into a user namespace nested in init's:
  *                 the dump must refuse the tree, which runs on
+ *   userns nestedpid  the child has a grandchild in a pid namespace nested
+ *                 below init's: refused as well
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -123,11 +125,25 @@ static void *child_thread(void *arg)
 }
 
 /* The child: uid/gid 1000 inside, answers SIGUSR2 with its state. */
-static void __attribute__((noreturn)) child_main(int up, int report, int mixed)
+static void __attribute__((noreturn)) child_main(int up, int report, int mixed, int nested_pid)
 {
 	char buf[256];
 	struct sigaction sa = { .sa_handler = on_usr2 };
 	sigaction(SIGUSR2, &sa, NULL);
+	if (nested_pid) {
+		/* a grandchild, init of a pid namespace below the tree's */
+		if (unshare(CLONE_NEWPID))
+			_exit(3);
+		pid_t gc = fork();
+		if (gc < 0)
+			_exit(3);
+		if (gc == 0) {
+			close(up);
+			close(report);
+			for (;;)
+				pause();
+		}
+	}
 	if (mixed) {
 		if (unshare(CLONE_NEWUSER))
 			_exit(3);
@@ -140,7 +156,8 @@ static void __attribute__((noreturn)) child_main(int up, int report, int mixed)
 			_exit(3);
 	}
 	pthread_t th;
-	if (!mixed && pthread_create(&th, NULL, child_thread, NULL))
+	/* (no threads once pid_ns_for_children differs) */
+	if (!mixed && !nested_pid && pthread_create(&th, NULL, child_thread, NULL))
 		_exit(3);
 	uint64_t eff, prm, eff0, prm0;
 	get_caps(&eff0, &prm0);
@@ -158,9 +175,11 @@ static void __attribute__((noreturn)) child_main(int up, int report, int mixed)
 	get_caps(&eff, &prm);
 	int bad = 0;
 	if (!mixed) {
-		atomic_store(&thread_go, 1);
-		pthread_join(th, NULL);
-		bad |= (atomic_load(&thread_bad) != 0) << 5;
+		if (!nested_pid) {
+			atomic_store(&thread_go, 1);
+			pthread_join(th, NULL);
+			bad |= (atomic_load(&thread_bad) != 0) << 5;
+		}
 		bad |= (r != CHILD_ID || e != CHILD_ID || s != CHILD_ID) << 0;
 		bad |= (gr != CHILD_ID || ge != CHILD_ID || gs != CHILD_ID) << 1;
 		/* KEEP_CAPS, inherited from init, kept the permitted set */
@@ -186,6 +205,7 @@ int main(int argc, char **argv)
 	char buf[512];
 	int deny = argc > 1 && !strcmp(argv[1], "deny");
 	int mixed = argc > 1 && !strcmp(argv[1], "mixed");
+	int nested_pid = argc > 1 && !strcmp(argv[1], "nestedpid");
 
 	wl_init("userns");
 	outer_user = ns_ino("user");
@@ -267,7 +287,7 @@ int main(int argc, char **argv)
 		close(report[0]);
 		close(cup[0]);
 		close(up[1]);
-		child_main(cup[1], report[1], mixed);
+		child_main(cup[1], report[1], mixed, nested_pid);
 	}
 	close(report[1]);
 	close(cup[1]);
@@ -340,7 +360,7 @@ int main(int argc, char **argv)
 		else
 			WL_CHECK(ino == ns_ino("user"), "the child is in another user namespace: %s", buf);
 	}
-	kill(child, SIGKILL);
+	kill(-1, SIGKILL); /* every other process of the namespace */
 	while (wait(NULL) > 0)
 		;
 	wl_finish();
