@@ -50,7 +50,7 @@ static int check_groups(struct rst_task *t, struct inject *in, const Ckpt__Creds
 	for (long i = 0; same && i < r; i++)
 		same = have[i] == c->groups[i];
 	if (!same) {
-		pr_err("restore", "thread %d: its user namespace denies setgroups and the %zu saved supplementary groups differ from the %ld it was created with; restore from a ckpt with the same groups",
+		pr_err("restore", "thread %d: its user namespace denies setgroups, so its %zu saved supplementary groups cannot replace the %ld it inherited from ckpt; run ckpt restore with the groups the tree was created with",
 		       in->tid, c->n_groups, r);
 		return -EPERM;
 	}

@@ -419,7 +419,10 @@ static int restore_tree(struct rst_tree *tr)
 			tr->t[i].ready_wr = -1;
 		}
 	if (root < 0) {
-		if (cerr == EEXIST)
+		if (tr->t[0].core->own_user && (cerr == EPERM || cerr == ENOSPC || cerr == EUSERS))
+			pr_err("restore", "cannot create the user namespace of PID %d: %s (see user.max_user_namespaces and the uid/gid maps in user_namespaces(7))",
+			       tr->t[0].pid, strerror(cerr));
+		else if (cerr == EEXIST)
 			pr_err("restore", "PID %d is already in use; stop that process or restore with --pidns",
 			       tr->t[0].pid);
 		else if (cerr == EINVAL)

@@ -72,3 +72,20 @@ sc_userns_nested_pidns() {
 	expect_dump_fail fail-userns-nested-pidns 'nested pid namespaces are not supported' core/userns nestedpid
 	userns_close_dir
 }
+
+# setgroups "deny": nobody in the namespace can set groups, so a restore
+# run with other supplementary groups than the dumped tree had must fail
+# cleanly (nothing left running) and say why.
+SCENARIOS+=("userns_deny_groups|fail-userns-deny-groups")
+sc_userns_deny_groups() {
+	local name=fail-userns-deny-groups D=$T/img real=$CKPT
+	userns_open_dir
+	start_wl core/userns deny || { fail $name "workload did not get ready"; userns_close_dir; return; }
+	dump "$PID" "$D"
+	((CK_RC == 0)) || { fail $name "dump $CK_WHY: $(stderr_line dump)"; userns_close_dir; return; }
+	wait_until 10 gone "$PID" || { fail $name "pid $PID still runs after the dump"; userns_close_dir; return; }
+	printf '#!/bin/sh\nexec setpriv --groups 5 "%s" "$@"\n' "$real" >"$T/ckpt-groups"
+	chmod +x "$T/ckpt-groups"
+	CKPT=$T/ckpt-groups expect_restore_fail $name "$D" 'denies setgroups'
+	userns_close_dir
+}
