@@ -483,6 +483,8 @@ static int dump_task_state(struct dtask *t, bool is_root)
 		ret = dump_posix_timers(t, t->core);
 	if (!ret && is_root)
 		ret = dump_namespaces(t, t->core);
+	if (!ret && is_root)
+		ret = dump_userns(t, t->core);
 	long r = inject_do(&t->in[0], "munmap scratch", SYS_munmap, t->scratch, SCRATCH_SIZE, 0, 0,
 			   0, 0);
 	if (!ret && r < 0)

@@ -43,6 +43,11 @@ void free_task_core(Ckpt__TaskCore *c);
  * (recorded on the root, under injection); others are refused */
 int dump_check_namespaces(const struct dtask *root, const struct dtask *t);
 int dump_namespaces(struct dtask *root, Ckpt__TaskCore *c);
+/* userns.c: a user namespace of the tree's own (maps, setgroups), and the
+ * creds of a thread inside one, as it sees them */
+bool dump_in_own_userns(pid_t tid);
+int dump_userns(struct dtask *root, Ckpt__TaskCore *c);
+int dump_creds_in_userns(pid_t tid, struct inject *in, uint64_t scratch, Ckpt__Creds *cr);
 /* timers.c: POSIX timers, while the task is under injection */
 int dump_posix_timers(struct dtask *dt, Ckpt__TaskCore *c);
 /* memory.c: mm-PID.img, pagemap-PID.img, pages-PID.img */

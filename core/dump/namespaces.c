@@ -3,7 +3,7 @@
  * Namespaces the tree has of its own, compared with ckpt's: uts (host and
  * domain name), ipc (recreated empty: SysV objects are refused), time
  * (clock offsets).  Every task must share the root's; a user namespace of
- * its own is refused for now.  Pid namespaces are handled by the tree walk,
+ * the tree's own is in userns.c.  Pid namespaces are handled by the tree walk,
  * mount and network namespaces belong to the fs and net plugins.
  */
 #include <errno.h>
@@ -57,6 +57,11 @@ int dump_check_namespaces(const struct dtask *root, const struct dtask *t)
 		ino_t a, b;
 		if (ns_ino(t->pid, ns[i], &a) || ns_ino(root->pid, ns[i], &b))
 			continue; /* not on this kernel */
+		if (a != b && !strcmp(ns[i], "user")) {
+			pr_err("dump", "PID %d is in another user namespace than the tree's root %d; a tree must share one user namespace (user namespaces nested inside the tree are not supported)",
+			       t->pid, root->pid);
+			return -ENOTSUP;
+		}
 		if (a != b) {
 			pr_err("dump", "PID %d is in another %s namespace than the tree's root %d; namespaces nested inside the tree are not supported yet",
 			       t->pid, ns[i], root->pid);
@@ -70,7 +75,7 @@ int dump_namespaces(struct dtask *root, Ckpt__TaskCore *c)
 {
 	int ret;
 
-	static const char *const refused[] = { "user", "mnt", "net", "cgroup" };
+	static const char *const refused[] = { "mnt", "net", "cgroup" };
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
 		if (ns_own(root->pid, refused[i])) {
 			pr_err("dump", "PID %d has a %s namespace of its own; that is not supported yet (run ckpt inside it)",

@@ -241,6 +241,11 @@ static int dump_thread(pid_t tid, pid_t vtid, struct inject *in, uint64_t scratc
 	SET(t->creds, cap_bnd, ps.cap_bnd);
 	SET(t->creds, cap_amb, ps.cap_amb);
 	SET(t->creds, no_new_privs, ps.no_new_privs);
+	if (dump_in_own_userns(tid)) {
+		ret = dump_creds_in_userns(tid, in, scratch, t->creds);
+		if (ret)
+			goto err;
+	}
 	ret = dump_seccomp(tid, ps.seccomp, t);
 	if (ret)
 		goto err;

@@ -34,6 +34,29 @@ static bool same_creds(const Ckpt__Creds *c, const struct proc_status *now)
 	       c->cap_amb == now->cap_amb && c->no_new_privs == now->no_new_privs;
 }
 
+/* With setgroups denied in the user namespace nobody there can change the
+ * groups: the thread must have been born with the saved ones. */
+static int check_groups(struct rst_task *t, struct inject *in, const Ckpt__Creds *c,
+			uint64_t scratch)
+{
+	uint32_t have[256];
+	long r = inject_do(in, "getgroups", SYS_getgroups, 256, scratch, 0, 0, 0, 0);
+	if (r < 0)
+		return r;
+	int ret = r ? task_mem_read(t->hpid, scratch, have, r * sizeof(uint32_t)) : 0;
+	if (ret)
+		return ret;
+	bool same = (size_t)r == c->n_groups;
+	for (long i = 0; same && i < r; i++)
+		same = have[i] == c->groups[i];
+	if (!same) {
+		pr_err("restore", "thread %d: its user namespace denies setgroups, so its %zu saved supplementary groups cannot replace the %ld it inherited from ckpt; run ckpt restore with the groups the tree was created with",
+		       in->tid, c->n_groups, r);
+		return -EPERM;
+	}
+	return 0;
+}
+
 int restore_creds(struct rst_task *t, struct inject *in, const Ckpt__Creds *c)
 {
 	uint64_t scratch = TRAMP_SCRATCH(t->tramp);
@@ -43,11 +66,13 @@ int restore_creds(struct rst_task *t, struct inject *in, const Ckpt__Creds *c)
 
 	if (!c)
 		return 0;
-	/* the thread still has the worker's credentials, which are ours */
-	ret = proc_read_status(0, &now);
+	/* the thread still has the worker's credentials, which are ours; in a
+	 * user namespace of the tree's own, they are those the clone gave (ids
+	 * shown as we see them: no shortcut), and its bounding set is full */
+	ret = proc_read_status(t->in_userns ? in->tid : 0, &now);
 	if (ret)
 		return ret;
-	if (!c->securebits && same_creds(c, &now))
+	if (!t->in_userns && !c->securebits && same_creds(c, &now))
 		return 0; /* the worker already has them (ckpt's own, usually) */
 	if (c->n_uid != 4 || c->n_gid != 4) {
 		pr_err("restore", "thread %d: malformed credentials in the image", in->tid);
@@ -61,9 +86,15 @@ int restore_creds(struct rst_task *t, struct inject *in, const Ckpt__Creds *c)
 		if (ret)
 			return ret;
 	}
-	r = inject_do(in, "setgroups", SYS_setgroups, c->n_groups, scratch, 0, 0, 0, 0);
-	if (r < 0)
-		return r;
+	if (t->setgroups_deny) {
+		ret = check_groups(t, in, c, scratch);
+		if (ret)
+			return ret;
+	} else {
+		r = inject_do(in, "setgroups", SYS_setgroups, c->n_groups, scratch, 0, 0, 0, 0);
+		if (r < 0)
+			return r;
+	}
 	for (int cap = 0; cap < 64; cap++) {
 		if ((c->cap_bnd >> cap) & 1 || !((now.cap_bnd >> cap) & 1))
 			continue;

@@ -140,6 +140,9 @@ static void free_tree(struct rst_tree *tr)
 {
 	for (size_t i = 0; i < tr->n; i++)
 		free_task(&tr->t[i]);
+	for (int i = 0; i < 2; i++)
+		if (tr->userns_go[i] >= 0)
+			close(tr->userns_go[i]);
 	restore_files_reset();
 	free(tr->t);
 	memset(tr, 0, sizeof(*tr));
@@ -154,6 +157,7 @@ static int load_tree(struct rst_tree *tr, Ckpt__PstreeEntry **pst, size_t npst,
 		return -ENOMEM;
 	tr->n = npst;
 	tr->root_pidns = inv->has_root_in_own_pidns && inv->root_in_own_pidns;
+	tr->userns_go[0] = tr->userns_go[1] = -1;
 	for (size_t i = 0; i < npst; i++) {
 		struct rst_task *t = &tr->t[i];
 		t->parent = -1;
@@ -179,6 +183,20 @@ static int load_tree(struct rst_tree *tr, Ckpt__PstreeEntry **pst, size_t npst,
 	if (tr->t[0].zombie) {
 		pr_err("restore", "pstree.img: the root process is a zombie");
 		return -EBADMSG;
+	}
+	const Ckpt__TaskCore *rc = tr->t[0].core;
+	if (rc->own_user) {
+		/* the workers choose PIDs from inside: the dump made sure the
+		 * pid namespace is the tree's own, owned by the user namespace */
+		if (!tr->root_pidns) {
+			pr_err("restore", "core-%d.img: a user namespace of its own without a pid namespace of its own; the dump is inconsistent",
+			       tr->t[0].pid);
+			return -EBADMSG;
+		}
+		for (size_t i = 0; i < npst; i++) {
+			tr->t[i].in_userns = true;
+			tr->t[i].setgroups_deny = rc->setgroups_deny;
+		}
 	}
 	return 0;
 }
@@ -217,15 +235,11 @@ static int read_full(int fd, void *buf, size_t len)
 }
 
 /* A time namespace takes its offsets before any process enters it: make
- * it ours for children, set them, then the root is born inside. */
-static int prepare_time_ns(const Ckpt__TaskCore *c)
+ * it the caller's for children and set them. */
+int timens_prepare(const Ckpt__TaskCore *c)
 {
-	if (!c->own_time)
-		return 0;
-	if (unshare(CLONE_NEWTIME)) {
-		pr_err("restore", "cannot create a time namespace: %s", strerror(errno));
+	if (unshare(CLONE_NEWTIME))
 		return -errno;
-	}
 	char buf[128];
 	int n = snprintf(buf, sizeof(buf), "monotonic %lld %lld\nboottime %lld %lld\n",
 			 (long long)(c->time_monotonic_ns / 1000000000LL),
@@ -235,13 +249,25 @@ static int prepare_time_ns(const Ckpt__TaskCore *c)
 	int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
 	if (fd < 0 || write(fd, buf, n) != n) {
 		int err = -errno;
-		pr_err("restore", "cannot set the clock offsets of the time namespace: %s", strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return err;
 	}
 	close(fd);
 	return 0;
+}
+
+/* The root is born inside it.  In a user namespace of the tree's own, the
+ * root makes it itself (it must be owned by that namespace). */
+static int prepare_time_ns(const Ckpt__TaskCore *c)
+{
+	if (!c->own_time || c->own_user)
+		return 0;
+	int ret = timens_prepare(c);
+	if (ret)
+		pr_err("restore", "cannot create a time namespace with the saved clock offsets: %s",
+		       strerror(-ret));
+	return ret;
 }
 
 static pid_t clone_root(const struct rst_tree *tr)
@@ -255,6 +281,9 @@ static pid_t clone_root(const struct rst_tree *tr)
 		ca.flags |= CLONE_NEWUTS;
 	if (c->own_ipc)
 		ca.flags |= CLONE_NEWIPC;
+	/* the namespaces created with it are owned by it */
+	if (c->own_user)
+		ca.flags |= CLONE_NEWUSER;
 	if (tr->root_pidns) {
 		/* the root is init of a new pid namespace: PID 1 there */
 		ca.flags |= CLONE_NEWPID;
@@ -370,6 +399,11 @@ static int restore_tree(struct rst_tree *tr)
 	ret = prepare_time_ns(tr->t[0].core);
 	if (ret)
 		goto fail;
+	if (tr->t[0].core->own_user && pipe2(tr->userns_go, O_CLOEXEC)) {
+		ret = -errno;
+		pr_err("restore", "pipe: %s", strerror(errno));
+		goto fail;
+	}
 	progress_stage("restore", "creating tasks");
 	/* the workers start with every signal blocked */
 	sigfillset(&all);
@@ -385,7 +419,10 @@ static int restore_tree(struct rst_tree *tr)
 			tr->t[i].ready_wr = -1;
 		}
 	if (root < 0) {
-		if (cerr == EEXIST)
+		if (tr->t[0].core->own_user && (cerr == EPERM || cerr == ENOSPC || cerr == EUSERS))
+			pr_err("restore", "cannot create the user namespace of PID %d: %s (see user.max_user_namespaces and the uid/gid maps in user_namespaces(7))",
+			       tr->t[0].pid, strerror(cerr));
+		else if (cerr == EEXIST)
 			pr_err("restore", "PID %d is already in use; stop that process or restore with --pidns",
 			       tr->t[0].pid);
 		else if (cerr == EINVAL)
@@ -400,6 +437,18 @@ static int restore_tree(struct rst_tree *tr)
 		pr_err("restore", "asked for PID %d, got %d", tr->t[0].pid, root);
 		ret = -EIO;
 		goto fail;
+	}
+	if (tr->userns_go[1] >= 0) {
+		/* the root waits in its new user namespace for the maps */
+		close(tr->userns_go[0]);
+		tr->userns_go[0] = -1;
+		ret = userns_write_maps(root, tr->t[0].core);
+		if (!ret && write(tr->userns_go[1], "g", 1) != 1)
+			ret = -errno;
+		close(tr->userns_go[1]);
+		tr->userns_go[1] = -1;
+		if (ret)
+			goto fail;
 	}
 
 	for (size_t i = 0; i < tr->n; i++) {

@@ -60,6 +60,9 @@ struct rst_task {
 	int *vma_fd;   /* per mm->vmas[i]: number in the worker, or -1 */
 	int ready_fd;  /* worker's end of the ready pipe */
 
+	bool in_userns;      /* in the tree's own user namespace: creds as seen there */
+	bool setgroups_deny; /* ...where setgroups is denied */
+
 	uint64_t tramp; /* trampoline address */
 	struct proc_vmas worker_vmas; /* as the worker reported them */
 };
@@ -68,8 +71,13 @@ struct rst_tree {
 	struct rst_task *t; /* parents before children, the root first */
 	size_t n;
 	bool root_pidns;    /* the root is init of its own pid namespace */
+	int userns_go[2];   /* the root waits on [0] until its user namespace has maps */
 };
 
+/* restore.c: a new time namespace for our children, with the saved offsets */
+int timens_prepare(const Ckpt__TaskCore *c);
+/* userns.c: the maps of the root's new user namespace, written from here */
+int userns_write_maps(pid_t pid, const Ckpt__TaskCore *c);
 /* files.c */
 int restore_prepare_files(struct rst_task *t);
 void restore_close_files(struct rst_task *t);

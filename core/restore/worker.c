@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -274,6 +275,30 @@ static void join_session_and_group(const struct rst_tree *tr, const struct rst_t
 	}
 }
 
+/* The root of a tree with its own user namespace, born in it: wait for the
+ * controller to write the maps, then make the time namespace from inside
+ * so that it is owned by the user namespace too. */
+static void enter_userns(struct rst_tree *tr, const Ckpt__TaskCore *c)
+{
+	char go;
+	close(tr->userns_go[1]);
+	tr->userns_go[1] = -1;
+	if (read(tr->userns_go[0], &go, 1) != 1)
+		_exit(1); /* the controller failed and says why */
+	close(tr->userns_go[0]);
+	tr->userns_go[0] = -1;
+	if (!c->own_time)
+		return;
+	int ret = timens_prepare(c);
+	if (ret)
+		worker_fail(ret, "cannot create a time namespace with the saved clock offsets: %s",
+			    strerror(-ret));
+	int fd = open("/proc/self/ns/time_for_children", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || setns(fd, CLONE_NEWTIME))
+		worker_fail(-errno, "cannot enter the new time namespace: %s", strerror(errno));
+	close(fd);
+}
+
 void worker_main(struct rst_tree *tr, size_t idx)
 {
 	struct rst_task *t = &tr->t[idx];
@@ -283,6 +308,8 @@ void worker_main(struct rst_tree *tr, size_t idx)
 	/* die with the parent: nothing half-restored may survive the controller */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 
+	if (idx == 0 && c->own_user)
+		enter_userns(tr, c);
 	if (idx == 0 && c->own_uts &&
 	    ((c->hostname && sethostname(c->hostname, strlen(c->hostname))) ||
 	     (c->domainname && setdomainname(c->domainname, strlen(c->domainname)))))

@@ -43,9 +43,5 @@ sc_core_seccomp() { cycle core-seccomp core/seccomp sig; }
 SCENARIOS+=("core_namespaces|core-namespaces")
 sc_core_namespaces() { cycle core-namespaces core/namespaces sig; }
 
-# A user namespace of its own is refused; the task keeps running.
-SCENARIOS+=("core_userns|fail-core-userns")
-sc_core_userns() { expect_dump_fail fail-core-userns 'user namespace' core/namespaces user; }
-
 SCENARIOS+=("core_memfd_map|core-memfd-map")
 sc_core_memfd_map() { cycle core-memfd-map core/memfd_map sig; }

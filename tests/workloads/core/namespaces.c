@@ -5,7 +5,7 @@
  * goes away).  After restore: the host name is the one it set, the
  * monotonic clock keeps its +1000 s offset (it never goes back), and its
  * ipc and time namespaces still differ from those of the harness (PID 1).
- * "namespaces user": a user namespace of its own instead, which ckpt must
+ * "namespaces user": a user namespace of its own but no pid namespace, which ckpt must
  * refuse, leaving the process running.
  */
 #include <errno.h>
