@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * net plugin: descriptor, init/fini, config, lifecycle hooks and the
- * dispatch of the fd hooks to the socket kinds (unix.c, tcp.c, udp.c).
+ * dispatch of the fd hooks to the socket kinds (unix.c, tcp.c, udp.c,
+ * netlink.c, packet.c).
  *
  * Dump: tree_frozen lists the socket inodes the dumped tree holds (so a unix
  * peer can be told inside from outside); the fd dump hook saves one record
@@ -52,16 +53,32 @@ static uint32_t udp_id(const ProtobufCMessage *m)
 	return ((const Ckpt__Net__UdpSk *)m)->id;
 }
 
+static uint32_t netlink_id(const ProtobufCMessage *m)
+{
+	return ((const Ckpt__Net__NetlinkSk *)m)->id;
+}
+
+static uint32_t packet_id(const ProtobufCMessage *m)
+{
+	return ((const Ckpt__Net__PacketSk *)m)->id;
+}
+
 static const struct net_class net_classes[NET_NCLASSES] = {
 	[NET_UNIX] = { "unix", "net-unix.img", &ckpt__net__unix_sk__descriptor, unix_id },
 	[NET_TCP] = { "tcp", "net-tcp.img", &ckpt__net__tcp_sk__descriptor, tcp_id },
 	[NET_UDP] = { "udp", "net-udp.img", &ckpt__net__udp_sk__descriptor, udp_id },
+	[NET_NETLINK] = { "netlink", "net-netlink.img", &ckpt__net__netlink_sk__descriptor,
+			  netlink_id },
+	[NET_PACKET] = { "packet", "net-packet.img", &ckpt__net__packet_sk__descriptor,
+			 packet_id },
 };
 
 static const char *const net_class_names[] = {
 	[NET_UNIX] = "unix",
 	[NET_TCP] = "tcp",
 	[NET_UDP] = "udp",
+	[NET_NETLINK] = "netlink",
+	[NET_PACKET] = "packet",
 	[NET_NCLASSES] = NULL,
 };
 
@@ -477,7 +494,7 @@ static int net_check(void *priv, char *msg, size_t len)
 		close(sv[1]);
 	}
 	rt = tcp_check_repair(why, sizeof(why));
-	snprintf(msg, len, "unix sockets (%s), udp, tcp listening; established tcp: %s",
+	snprintf(msg, len, "unix sockets (%s), udp, netlink, packet, tcp listening; established tcp: %s",
 		 diag ? "sock_diag works" : "sock_diag UNAVAILABLE: unix sockets cannot be dumped",
 		 rt == 0 ? "TCP_REPAIR works" : why);
 	return 0;
@@ -566,6 +583,12 @@ static int net_fd_dump(void *priv, const struct ckpt_fd_info *fd, uint32_t obj_i
 		   (proto == IPPROTO_UDP || proto == IPPROTO_UDPLITE)) {
 		cls = NET_UDP;
 		ret = udp_dump(p, fd, obj_id, family, proto);
+	} else if (family == AF_NETLINK) {
+		cls = NET_NETLINK;
+		ret = netlink_dump(p, fd, obj_id, type, proto);
+	} else if (family == AF_PACKET && (type == SOCK_RAW || type == SOCK_DGRAM)) {
+		cls = NET_PACKET;
+		ret = packet_dump(p, fd, obj_id, type);
 	} else {
 		const char *fn = family_name(family);
 
@@ -599,6 +622,10 @@ static int net_fd_restore(void *priv, const char *klass, uint32_t obj_id, int *f
 		return tcp_restore(p, obj_id, fd);
 	if (klass && !strcmp(klass, "udp"))
 		return udp_restore(p, obj_id, fd);
+	if (klass && !strcmp(klass, "netlink"))
+		return netlink_restore(p, obj_id, fd);
+	if (klass && !strcmp(klass, "packet"))
+		return packet_restore(p, obj_id, fd);
 	net_err(p, "restore: object %u has class '%s', which the net plugin does not know; use "
 		   "the plugin version that wrote the images",
 		obj_id, klass ? klass : "(none)");
@@ -647,6 +674,8 @@ static const ProtobufCMessageDescriptor *const net_image_types[] = {
 	&ckpt__net__unix_sk__descriptor,
 	&ckpt__net__tcp_sk__descriptor,
 	&ckpt__net__udp_sk__descriptor,
+	&ckpt__net__netlink_sk__descriptor,
+	&ckpt__net__packet_sk__descriptor,
 	NULL,
 };
 
@@ -655,7 +684,7 @@ CKPT_PLUGIN_EXPORT = {
 	.abi_minor = CKPT_PLUGIN_ABI_MINOR,
 	.name = NET_NAME,
 	.version = "0.1.0",
-	.description = "unix, TCP (established via TCP_REPAIR) and UDP sockets",
+	.description = "unix, TCP (established via TCP_REPAIR), UDP, netlink and packet sockets",
 	.config = net_config,
 	.init = net_init,
 	.fini = net_fini,

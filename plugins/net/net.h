@@ -15,6 +15,10 @@
  *   inet.c         addresses of inet sockets
  *   tcp.c          TCP: listening, bound and established (TCP_REPAIR)
  *   udp.c          UDP and UDP-Lite
+ *   netlink.c      netlink sockets
+ *   packet.c       packet sockets
+ *   sock_diag.c    one NETLINK_SOCK_DIAG dump, message by message
+ *   filter.c       classic BPF socket filters
  */
 #ifndef CKPT_NET_H
 #define CKPT_NET_H
@@ -38,6 +42,8 @@ enum net_class_id {
 	NET_UNIX = 0,
 	NET_TCP,
 	NET_UDP,
+	NET_NETLINK,
+	NET_PACKET,
 	NET_NCLASSES,
 };
 
@@ -213,6 +219,27 @@ int tcp_check_repair(char *why, size_t len);
 int udp_dump(struct net_priv *p, const struct ckpt_fd_info *fd, uint32_t obj_id, int family,
 	     int protocol);
 int udp_restore(struct net_priv *p, uint32_t obj_id, int *fd);
+
+int netlink_dump(struct net_priv *p, const struct ckpt_fd_info *fd, uint32_t obj_id, int type,
+		 int protocol);
+int netlink_restore(struct net_priv *p, uint32_t obj_id, int *fd);
+int packet_dump(struct net_priv *p, const struct ckpt_fd_info *fd, uint32_t obj_id, int type);
+int packet_restore(struct net_priv *p, uint32_t obj_id, int *fd);
+
+/* ---- sock_diag.c, filter.c --------------------------------------------- */
+
+struct nlmsghdr;
+/* Send one SOCK_DIAG_BY_FAMILY dump request (req: the family's request
+ * struct) and call cb for every answer; a non-zero cb return ends it.  0 or
+ * -errno. */
+int sock_diag_dump(const void *req, size_t reqlen,
+		   int (*cb)(const struct nlmsghdr *h, void *arg), void *arg);
+/* The classic BPF filter of fd (out->data malloc'ed, len 0: none) and
+ * whether it is locked; an eBPF filter is refused (logged).  0 or -errno. */
+int sock_filter_dump(struct net_priv *p, int fd, ProtobufCBinaryData *out, bool *locked,
+		     const char *what);
+int sock_filter_restore(struct net_priv *p, int fd, const ProtobufCBinaryData *f, bool locked,
+			const char *what);
 
 /* ---- inet.c ---------------------------------------------------------------- */
 
