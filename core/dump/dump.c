@@ -537,6 +537,12 @@ int cmd_dump(const struct dump_opts *o)
 		if (ret)
 			goto fail;
 	}
+	if (tr.t[0].core->own_ipc) {
+		progress_stage("dump", "ipc namespace");
+		ret = dump_ipc_ns(tr.t[0].pid);
+		if (ret)
+			goto fail;
+	}
 	ret = write_pstree(&tr);
 	if (ret)
 		goto fail;

@@ -43,6 +43,9 @@ void free_task_core(Ckpt__TaskCore *c);
  * (recorded on the root, under injection); others are refused */
 int dump_check_namespaces(const struct dtask *root, const struct dtask *t);
 int dump_namespaces(struct dtask *root, Ckpt__TaskCore *c);
+/* ipc.c: ipc.img and ipc-pages.img, the SysV objects of the root's own
+ * ipc namespace (entered for the time of the walk) */
+int dump_ipc_ns(pid_t root);
 /* timers.c: POSIX timers, while the task is under injection */
 int dump_posix_timers(struct dtask *dt, Ckpt__TaskCore *c);
 /* memory.c: mm-PID.img, pagemap-PID.img, pages-PID.img */

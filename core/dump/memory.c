@@ -113,6 +113,37 @@ static int shmem_runs(pid_t pid, const struct proc_vma *v, struct page_runs *run
 	return ret;
 }
 
+/* A SysV shm attachment: its segment (the inode number of the mapped file
+ * is the shm id) is saved once with the ipc namespace, or found again in
+ * the host's at restore; the task keeps no pages of its own here. */
+static int sysv_shm_vma(pid_t pid, const struct proc_vma *v, Ckpt__Vma *m)
+{
+	char path[96];
+	struct stat st;
+	unsigned int key = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", pid,
+		 (unsigned long long)v->start, (unsigned long long)v->end);
+	if (stat(path, &st)) {
+		pr_err("mem", "PID %d: cannot stat SysV shm at %#llx: %s", pid,
+		       (unsigned long long)v->start, strerror(errno));
+		return -errno;
+	}
+	sscanf(v->name, "/SYSV%8x", &key);
+	if (v->pgoff || v->end - v->start < (uint64_t)st.st_size) {
+		pr_err("mem", "PID %d: SysV shm segment %llu (key %#x) is attached only in part at %#llx-%#llx (munmap or mremap after shmat); that cannot be restored",
+		       pid, (unsigned long long)v->ino, key, (unsigned long long)v->start,
+		       (unsigned long long)v->end);
+		return -ENOTSUP;
+	}
+	m->kind = CKPT__VMA_KIND__VMA_SYSV_SHM;
+	m->flags = MAP_SHARED;
+	SET(m, sysv_shmid, (int32_t)v->ino);
+	SET(m, sysv_key, (int32_t)key);
+	SET(m, sysv_size, st.st_size);
+	return 1;
+}
+
 /* Ask the plugins for the file behind a mapping; -ENOTSUP when none
  * claims it.  Returns like classify(). */
 static int plugin_vma(pid_t pid, const struct proc_vma *v, Ckpt__Vma *m, enum pagescan_mode *mode)
@@ -180,6 +211,8 @@ static int classify(pid_t pid, const struct proc_vma *v, Ckpt__Vma *m, enum page
 		       name ? name : "anon");
 		return -ENOTSUP;
 	}
+	if (name && !strncmp(name, "/SYSV", 5) && v->shared)
+		return sysv_shm_vma(pid, v, m);
 	bool zero = name && !strncmp(name, "/dev/zero", 9); /* shared anonymous memory */
 	if (name && !zero && (strstr(name, " (deleted)") || !strncmp(name, "/memfd:", 7))) {
 		/* a file we cannot reopen by path: a plugin may own it */
@@ -187,9 +220,8 @@ static int classify(pid_t pid, const struct proc_vma *v, Ckpt__Vma *m, enum page
 		if (ret != -ENOTSUP)
 			return ret;
 	}
-	if (name && !zero && (strstr(name, " (deleted)") || !strncmp(name, "/memfd:", 7) ||
-		     !strncmp(name, "/SYSV", 5))) {
-		pr_err("mem", "PID %d: mapping %#llx-%#llx of %s: deleted files, memfd and SysV shm are not supported yet",
+	if (name && !zero && (strstr(name, " (deleted)") || !strncmp(name, "/memfd:", 7))) {
+		pr_err("mem", "PID %d: mapping %#llx-%#llx of %s: deleted files and memfd are not supported yet",
 		       pid, (unsigned long long)v->start, (unsigned long long)v->end, name);
 		return -ENOTSUP;
 	}

@@ -419,6 +419,9 @@ static int restore_tree(struct rst_tree *tr)
 		}
 	}
 
+	ret = restore_ipc_create(tr);
+	if (ret)
+		goto fail;
 	for (size_t i = 0; i < tr->n; i++) {
 		struct rst_task *t = &tr->t[i];
 		if (t->zombie)
@@ -432,6 +435,9 @@ static int restore_tree(struct rst_tree *tr)
 		if (ret)
 			goto fail;
 	}
+	ret = restore_ipc_finish(tr);
+	if (ret)
+		goto fail;
 	progress_stage("restore", "resuming");
 	pid_t *pids = calloc(tr->n + 1, sizeof(pid_t));
 	if (pids) {
@@ -568,6 +574,8 @@ int cmd_restore(const struct restore_opts *o)
 		goto out;
 	}
 	ret = load_tree(&tr, pst, npst, inv);
+	if (!ret)
+		ret = restore_ipc_load(&tr);
 	if (ret)
 		goto out;
 	raise_nofile_limit();
@@ -635,6 +643,7 @@ int cmd_restore(const struct restore_opts *o)
 	if (!o->detach) {
 		/* like criu restore without -d: wait and pass on the exit status */
 		free_tree(&tr);
+		restore_ipc_free();
 		img_store_close();
 		exit(wait_exit_status(waitfor));
 	}
@@ -642,6 +651,7 @@ out:
 	if (started)
 		plugins_restore_finish(0);
 	free_tree(&tr);
+	restore_ipc_free();
 	for (size_t i = 0; i < npst; i++)
 		protobuf_c_message_free_unpacked(&pst[i]->base, NULL);
 	free(pst);
