@@ -15,6 +15,8 @@
 #include <sys/msg.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include <unistd.h>
 
 #include "dump.h"
@@ -122,6 +124,15 @@ static int dump_shm_pages(int id, uint64_t size, struct img_raw *raw, Ckpt__ShmS
 	snprintf(path, sizeof(path), "/proc/self/map_files/%llx-%llx", (unsigned long long)start,
 		 (unsigned long long)end);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct statfs sfs;
+	if (fd >= 0 && !fstatfs(fd, &sfs) && sfs.f_type == HUGETLBFS_MAGIC) {
+		/* shmget would need SHM_HUGETLB and its page size again */
+		pr_err("ipc", "SysV shm segment %d uses huge pages (SHM_HUGETLB); that is not supported yet",
+		       id);
+		close(fd);
+		shmdt(p);
+		return -ENOTSUP;
+	}
 	uint64_t span = end - start;
 	Ckpt__ShmRun *runs = NULL;
 	size_t nruns = 0;
