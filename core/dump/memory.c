@@ -441,6 +441,7 @@ int dump_task_memory(pid_t pid, pid_t vpid, uint64_t brk)
 	struct page_runs *runs = NULL;
 	struct page_writer *w = NULL;
 	Ckpt__Mm mm = CKPT__MM__INIT;
+	struct cow_task cow = { 0 };
 	char path[64], name[64];
 	int pagemap_fd = -1, ret;
 
@@ -504,7 +505,7 @@ int dump_task_memory(pid_t pid, pid_t vpid, uint64_t brk)
 		ret = -ENOMEM;
 		goto out;
 	}
-	uint64_t total = 0;
+	uint64_t total = 0, nshared = 0;
 	for (size_t i = 0; i < vmas.n; i++) {
 		struct proc_vma *v = &vmas.v[i];
 		Ckpt__Vma *m = &vm[i];
@@ -536,13 +537,17 @@ int dump_task_memory(pid_t pid, pid_t vpid, uint64_t brk)
 		mm.vmas[mm.n_vmas++] = m;
 		if (ret == 1)
 			continue; /* no pages of ours */
+		uint64_t shared = 0;
 		if (m->has_shmem_id)
 			ret = shmem_runs(pid, v, &runs[i]);
 		else
 			ret = pagescan_range(pagemap_fd, v->start, v->end, mode, &runs[i]);
+		if (!ret && !m->has_shmem_id)
+			ret = cow_split(pagemap_fd, &runs[i], &cow, &shared);
 		if (ret)
 			goto out_vm;
-		SET(m, has_pages, runs[i].n > 0);
+		SET(m, has_pages, runs[i].n > 0 || shared);
+		nshared += shared;
 		for (size_t k = 0; k < runs[i].n; k++)
 			total += runs[i].r[k].end - runs[i].r[k].start;
 	}
@@ -568,6 +573,7 @@ int dump_task_memory(pid_t pid, pid_t vpid, uint64_t brk)
 		goto out_vm;
 	}
 	w->offset = img_raw_offset(w->raw);
+	uint64_t base = w->offset;
 	ret = pw_start(w);
 	if (ret)
 		goto out_vm;
@@ -579,11 +585,21 @@ int dump_task_memory(pid_t pid, pid_t vpid, uint64_t brk)
 				goto out_vm;
 		}
 	ret = pw_flush(w);
+	if (!ret)
+		ret = cow_register(&cow, vpid, runs, vmas.n, base);
+	for (size_t k = 0; !ret && k < cow.nref; k++) {
+		Ckpt__PagemapEntry pe = CKPT__PAGEMAP_ENTRY__INIT;
+		SET(&pe, vaddr, cow.ref[k].vaddr);
+		SET(&pe, nr_pages, cow.ref[k].nr_pages);
+		SET(&pe, offset, cow.ref[k].offset);
+		SET(&pe, pages_of, cow.ref[k].vpid);
+		ret = img_write_msg(w->pagemap, &pe.base);
+	}
 	if (ret)
 		goto out_vm;
 	progress_end();
-	pr_info("mem", "PID %d: %zu mappings, %llu pages saved", pid, mm.n_vmas,
-		(unsigned long long)(total / 4096));
+	pr_info("mem", "PID %d: %zu mappings, %llu pages saved, %llu shared with an earlier process",
+		pid, mm.n_vmas, (unsigned long long)(total / 4096), (unsigned long long)nshared);
 out_vm:
 	if (w) {
 		int r1 = pw_stop(w);
@@ -607,6 +623,7 @@ out:
 		for (size_t i = 0; i < vmas.n; i++)
 			page_runs_free(&runs[i]);
 	free(runs);
+	cow_task_free(&cow);
 	free(mm.vmas);
 	free(mm.auxv);
 	if (pagemap_fd >= 0)

@@ -572,6 +572,8 @@ int restore_switch(struct rst_task *t)
 	if (ret)
 		return ret;
 	ret = fill_pages(t, &in);
+	if (!ret)
+		ret = restore_cow_pages(t);
 	if (ret)
 		return ret;
 	ret = finish_vmas(t, &in);

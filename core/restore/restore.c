@@ -111,6 +111,17 @@ static int load_task(struct rst_task *t, Ckpt__PstreeEntry *pe)
 	ret = read_all(name, &ckpt__pagemap_entry__descriptor, (void ***)&t->pm, &t->npm);
 	if (ret)
 		return ret;
+	/* runs in another process's image go last, apart (cow.c) */
+	size_t own = 0;
+	for (size_t i = 0; i < t->npm; i++)
+		if (!t->pm[i]->has_pages_of) {
+			Ckpt__PagemapEntry *e = t->pm[i];
+			memmove(&t->pm[own + 1], &t->pm[own], (i - own) * sizeof(*t->pm));
+			t->pm[own++] = e;
+		}
+	t->ncow = t->npm - own;
+	t->cow_pm = t->ncow ? t->pm + own : NULL;
+	t->npm = own;
 	snprintf(name, sizeof(name), "fdinfo-%d.img", t->pid);
 	return read_all(name, &ckpt__fd_entry__descriptor, (void ***)&t->fds, &t->nfds);
 }
@@ -121,7 +132,7 @@ static void free_task(struct rst_task *t)
 		protobuf_c_message_free_unpacked(&t->core->base, NULL);
 	if (t->mm)
 		protobuf_c_message_free_unpacked(&t->mm->base, NULL);
-	for (size_t i = 0; i < t->npm; i++)
+	for (size_t i = 0; i < t->npm + t->ncow; i++)
 		protobuf_c_message_free_unpacked(&t->pm[i]->base, NULL);
 	free(t->pm);
 	for (size_t i = 0; i < t->nfds; i++)
