@@ -64,3 +64,24 @@ sc_ipc_sysv_host() {
 	ipcrm -m "$id" || { fail core-fail-sysv-host-gone "cannot remove segment $id"; return; }
 	expect_restore_fail core-fail-sysv-host-gone "$T/img-host" 'SysV shm segment.*gone'
 }
+
+# Private memory a parent shares copy-on-write with its 4 children (32 MiB,
+# each child rewrote 4 pages) is saved once: without that the pages
+# images would hold 5 x 32 MiB.  Then every process checks its memory.
+SCENARIOS+=("ipc_cow|core-cow-once-dump core-cow-once")
+sc_ipc_cow() {
+	local D=$T/img total
+	start_wl ipc/cow 32 4 || { fail core-cow-once-dump "workload did not get ready"; return; }
+	dump "$PID" "$D"
+	((CK_RC == 0)) || { fail core-cow-once-dump "dump $CK_WHY: $(stderr_line dump)"; report fail core-cow-once "not reached"; return; }
+	wait_until 10 gone "$PID" || { fail core-cow-once-dump "pid $PID still runs after the dump"; return; }
+	total=$(cat "$D"/pages-*.img | wc -c)
+	if ((total > 48 * 1024 * 1024)); then
+		fail core-cow-once-dump "the pages images hold $total bytes for 32 MiB shared by 5 processes: shared pages were saved more than once"
+	elif ((total < 32 * 1024 * 1024)); then
+		fail core-cow-once-dump "the pages images hold only $total bytes, less than the parent's 32 MiB"
+	else
+		report pass core-cow-once-dump "$((total / 1024)) KiB of pages"
+	fi
+	cycle_restore_only core-cow-once "$D"
+}
