@@ -345,6 +345,8 @@ static int dump_sems(struct ckpt_img *img, size_t *count)
 				v32[i] = vals[i];
 			s.values = v32;
 			s.n_values = ds.sem_nsems;
+			if (ds.sem_otime)
+				SET(&s, operated, true);
 			rec.sem = &s;
 			ret = img_write_msg(img, &rec.base);
 		}

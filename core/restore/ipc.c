@@ -404,6 +404,17 @@ static int fill_sem(const Ckpt__SemSet *s)
 	if (ret)
 		pr_err("ipc", "cannot set the values of SysV semaphore set %d: %s", s->perm->id,
 		       strerror(-ret));
+	if (!ret && s->has_operated && s->operated) {
+		/* programs wait for sem_otime != 0 to know the set is set up:
+		 * one semop that leaves the value as it is sets it */
+		int d = v[0] ? -1 : 1;
+		struct sembuf ops[2] = { { 0, (short)d, IPC_NOWAIT }, { 0, (short)-d, IPC_NOWAIT } };
+		if (semop(s->perm->id, ops, 2) < 0) {
+			ret = -errno;
+			pr_err("ipc", "cannot mark SysV semaphore set %d as operated on: %s",
+			       s->perm->id, strerror(errno));
+		}
+	}
 	free(v);
 	return ret;
 }

@@ -66,7 +66,7 @@ static const struct {
 	{ 3, "alpha", 0 }, { 1, "bravo-longer", 0 }, { 7, NULL, 1000 }, { 1, "", 0 }, { 2, "x", 0 },
 };
 #define NMSG (sizeof(msgs) / sizeof(msgs[0]))
-static const unsigned short semvals[4] = { 0, 5, 32767, 42 };
+static const unsigned short semvals[4] = { 0, 5, 32767, 42 }; /* [3]: 41, then a semop */
 
 struct msgbuf_big {
 	long type;
@@ -266,9 +266,13 @@ int main(int argc, char **argv)
 	}
 
 	int ids = semget(KEY_S, 4, IPC_CREAT | 0606);
-	union semun arg = { .array = (unsigned short *)semvals };
+	unsigned short initial[4] = { semvals[0], semvals[1], semvals[2], semvals[3] - 1 };
+	union semun arg = { .array = initial };
 	if (ids < 0 || semctl(ids, 0, SETALL, arg))
 		wl_die("sem: %s", strerror(errno));
+	struct sembuf op = { 3, 1, 0 }; /* sem_otime != 0: "set up" */
+	if (semop(ids, &op, 1))
+		wl_die("semop: %s", strerror(errno));
 
 	pid_t child = fork();
 	if (child == 0)
@@ -374,9 +378,9 @@ int main(int argc, char **argv)
 	struct semid_ds ssd;
 	arg.buf = &ssd;
 	if (!semctl(ids, 0, IPC_STAT, arg))
-		WL_CHECK((ssd.sem_perm.mode & 0777) == 0606 && ssd.sem_nsems == 4,
-			 "semaphore set mode %o, %lu semaphores", ssd.sem_perm.mode,
-			 (unsigned long)ssd.sem_nsems);
+		WL_CHECK((ssd.sem_perm.mode & 0777) == 0606 && ssd.sem_nsems == 4 && ssd.sem_otime,
+			 "semaphore set mode %o, %lu semaphores, otime %ld", ssd.sem_perm.mode,
+			 (unsigned long)ssd.sem_nsems, (long)ssd.sem_otime);
 
 	check_sysctl("shmmni", "1234");
 	check_sysctl("msgmnb", "12000");
