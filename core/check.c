@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 #include <errno.h>
 #include <linux/sched.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/msg.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -110,6 +112,46 @@ static bool probe_uffd(char *d, size_t n)
 	return ok;
 }
 
+#ifndef MSG_COPY
+#define MSG_COPY 040000
+#endif
+
+/* Queued SysV messages are saved by reading them in place (MSG_COPY needs
+ * CONFIG_CHECKPOINT_RESTORE); probed in a throwaway ipc namespace. */
+static bool probe_msg_copy(char *d, size_t n)
+{
+	pid_t c = fork();
+	if (c == 0) {
+		struct {
+			long type;
+			char text[8];
+		} m = { 7, "ckpt" };
+		if (unshare(CLONE_NEWIPC))
+			_exit(3);
+		int q = msgget(IPC_PRIVATE, 0600);
+		if (q < 0 || msgsnd(q, &m, 5, 0))
+			_exit(3);
+		memset(&m, 0, sizeof(m));
+		if (msgrcv(q, &m, sizeof(m.text), 0, IPC_NOWAIT | MSG_COPY) != 5)
+			_exit(errno == ENOSYS ? 1 : 2);
+		_exit(m.type == 7 && !strcmp(m.text, "ckpt") ? 0 : 2);
+	}
+	int st = 0;
+	if (c < 0 || waitpid(c, &st, 0) != c || !WIFEXITED(st)) {
+		snprintf(d, n, "cannot probe: %s", strerror(errno));
+		return false;
+	}
+	static const char *const why[] = {
+		"msgrcv MSG_COPY (SysV message queues of an ipc namespace)",
+		"msgrcv MSG_COPY missing (kernel without CONFIG_CHECKPOINT_RESTORE): SysV queues cannot be saved",
+		"msgrcv MSG_COPY returned a wrong message",
+		"cannot create an ipc namespace with a queue to probe",
+	};
+	int code = WEXITSTATUS(st) < 4 ? WEXITSTATUS(st) : 2;
+	snprintf(d, n, "%s", why[code]);
+	return code == 0;
+}
+
 int cmd_check(bool json)
 {
 	struct feature f[] = {
@@ -119,6 +161,7 @@ int cmd_check(bool json)
 		{ "pidfd_getfd", true, false, "" },
 		{ "process_vm_readv", true, false, "" },
 		{ "userfaultfd", false, false, "" },
+		{ "sysv_msg_copy", false, false, "" },
 	};
 	f[0].ok = probe_ptrace(f[0].detail, sizeof(f[0].detail));
 	f[1].ok = pagescan_supported();
@@ -127,6 +170,7 @@ int cmd_check(bool json)
 	f[3].ok = probe_pidfd_getfd(f[3].detail, sizeof(f[3].detail));
 	f[4].ok = probe_vm_readv(f[4].detail, sizeof(f[4].detail));
 	f[5].ok = probe_uffd(f[5].detail, sizeof(f[5].detail));
+	f[6].ok = probe_msg_copy(f[6].detail, sizeof(f[6].detail));
 	size_t nf = sizeof(f) / sizeof(f[0]);
 	bool all = true;
 

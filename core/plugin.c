@@ -23,6 +23,7 @@
 #include "core.pb-c.h"
 #include "fdinfo.pb-c.h"
 #include "inventory.pb-c.h"
+#include "ipc.pb-c.h"
 #include "mm.pb-c.h"
 #include "pagemap.pb-c.h"
 #include "pstree.pb-c.h"
@@ -1091,6 +1092,7 @@ static const ProtobufCMessageDescriptor *const core_types[] = {
 	&ckpt__vma__descriptor,
 	&ckpt__pagemap_entry__descriptor,
 	&ckpt__fd_entry__descriptor,
+	&ckpt__ipc_record__descriptor,
 	NULL,
 };
 

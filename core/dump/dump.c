@@ -539,9 +539,16 @@ int cmd_dump(const struct dump_opts *o)
 		if (ret)
 			goto fail;
 	}
+	if (tr.t[0].core->own_ipc) {
+		progress_stage("dump", "ipc namespace");
+		ret = dump_ipc_ns(tr.t[0].pid);
+		if (ret)
+			goto fail;
+	}
 	ret = write_pstree(&tr);
 	if (ret)
 		goto fail;
+	cow_begin(tr.n > 1);
 	for (size_t i = 0; i < tr.n; i++) {
 		struct dtask *t = &tr.t[i];
 		char name[64];
@@ -558,6 +565,7 @@ int cmd_dump(const struct dump_opts *o)
 		if (ret)
 			goto fail;
 	}
+	cow_end();
 	progress_stage("dump", "plugins");
 	/* 1: the tree is killed next; 2: it keeps running (-R) */
 	ret = plugins_dump_finish(o->leave_running ? 2 : 1);
@@ -579,6 +587,7 @@ int cmd_dump(const struct dump_opts *o)
 	return 0;
 
 fail:
+	cow_end();
 	progress_end();
 	/* plugins undo their part (TCP repair mode...) before the tree runs */
 	if (started)

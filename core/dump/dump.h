@@ -8,6 +8,7 @@
 #include "core.pb-c.h"
 #include "inject.h"
 #include "mm.pb-c.h"
+#include "pagescan.h"
 
 struct dump_opts {
 	pid_t pid;
@@ -48,10 +49,37 @@ int dump_namespaces(struct dtask *root, Ckpt__TaskCore *c);
 bool dump_in_own_userns(pid_t tid);
 int dump_userns(struct dtask *root, Ckpt__TaskCore *c);
 int dump_creds_in_userns(pid_t tid, struct inject *in, uint64_t scratch, Ckpt__Creds *cr);
+/* ipc.c: ipc.img and ipc-pages.img, the SysV objects of the root's own
+ * ipc namespace (entered for the time of the walk) */
+int dump_ipc_ns(pid_t root);
 /* timers.c: POSIX timers, while the task is under injection */
 int dump_posix_timers(struct dtask *dt, Ckpt__TaskCore *c);
 /* memory.c: mm-PID.img, pagemap-PID.img, pages-PID.img */
 int dump_task_memory(pid_t pid, pid_t vpid, uint64_t brk);
+/* cow.c: private pages shared copy-on-write with a task dumped earlier
+ * (same frame) are saved once; the later task's pagemap refers to them. */
+struct cow_ref {
+	uint64_t vaddr, nr_pages, offset; /* offset in pages-<vpid>.img */
+	int32_t vpid;
+};
+struct cow_task {
+	struct {
+		uint64_t vaddr, pfn;
+	} *cand;               /* shared pages this task saves itself */
+	size_t ncand, capcand;
+	struct cow_ref *ref;   /* pages saved by an earlier task */
+	size_t nref, capref;
+};
+void cow_begin(bool enabled);
+void cow_end(void);
+/* Take the pages an earlier task saved out of runs (into ct->ref);
+ * *shared: how many. */
+int cow_split(int pagemap_fd, struct page_runs *runs, struct cow_task *ct, uint64_t *shared);
+/* After this task's runs were written from image offset base, in order:
+ * its shared pages become available to later tasks. */
+int cow_register(struct cow_task *ct, int32_t vpid, const struct page_runs *runs, size_t nruns,
+		 uint64_t base);
+void cow_task_free(struct cow_task *ct);
 /* files.c: fdinfo-PID.img, objects through plugins */
 int dump_task_files(pid_t pid, pid_t vpid);
 

@@ -113,6 +113,37 @@ static int shmem_runs(pid_t pid, const struct proc_vma *v, struct page_runs *run
 	return ret;
 }
 
+/* A SysV shm attachment: its segment (the inode number of the mapped file
+ * is the shm id) is saved once with the ipc namespace, or found again in
+ * the host's at restore; the task keeps no pages of its own here. */
+static int sysv_shm_vma(pid_t pid, const struct proc_vma *v, Ckpt__Vma *m)
+{
+	char path[96];
+	struct stat st;
+	unsigned int key = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", pid,
+		 (unsigned long long)v->start, (unsigned long long)v->end);
+	if (stat(path, &st)) {
+		pr_err("mem", "PID %d: cannot stat SysV shm at %#llx: %s", pid,
+		       (unsigned long long)v->start, strerror(errno));
+		return -errno;
+	}
+	sscanf(v->name, "/SYSV%8x", &key);
+	if (v->pgoff || v->end - v->start < (uint64_t)st.st_size) {
+		pr_err("mem", "PID %d: SysV shm segment %llu (key %#x) is attached only in part at %#llx-%#llx (munmap or mremap after shmat); that cannot be restored",
+		       pid, (unsigned long long)v->ino, key, (unsigned long long)v->start,
+		       (unsigned long long)v->end);
+		return -ENOTSUP;
+	}
+	m->kind = CKPT__VMA_KIND__VMA_SYSV_SHM;
+	m->flags = MAP_SHARED;
+	SET(m, sysv_shmid, (int32_t)v->ino);
+	SET(m, sysv_key, (int32_t)key);
+	SET(m, sysv_size, st.st_size);
+	return 1;
+}
+
 /* Ask the plugins for the file behind a mapping; -ENOTSUP when none
  * claims it.  Returns like classify(). */
 static int plugin_vma(pid_t pid, const struct proc_vma *v, Ckpt__Vma *m, enum pagescan_mode *mode)
@@ -180,6 +211,8 @@ static int classify(pid_t pid, const struct proc_vma *v, Ckpt__Vma *m, enum page
 		       name ? name : "anon");
 		return -ENOTSUP;
 	}
+	if (name && !strncmp(name, "/SYSV", 5) && v->shared)
+		return sysv_shm_vma(pid, v, m);
 	bool zero = name && !strncmp(name, "/dev/zero", 9); /* shared anonymous memory */
 	if (name && !zero && (strstr(name, " (deleted)") || !strncmp(name, "/memfd:", 7))) {
 		/* a file we cannot reopen by path: a plugin may own it */
@@ -187,9 +220,8 @@ static int classify(pid_t pid, const struct proc_vma *v, Ckpt__Vma *m, enum page
 		if (ret != -ENOTSUP)
 			return ret;
 	}
-	if (name && !zero && (strstr(name, " (deleted)") || !strncmp(name, "/memfd:", 7) ||
-		     !strncmp(name, "/SYSV", 5))) {
-		pr_err("mem", "PID %d: mapping %#llx-%#llx of %s: deleted files, memfd and SysV shm are not supported yet",
+	if (name && !zero && (strstr(name, " (deleted)") || !strncmp(name, "/memfd:", 7))) {
+		pr_err("mem", "PID %d: mapping %#llx-%#llx of %s: deleted files and memfd are not supported yet",
 		       pid, (unsigned long long)v->start, (unsigned long long)v->end, name);
 		return -ENOTSUP;
 	}
@@ -409,6 +441,7 @@ int dump_task_memory(pid_t pid, pid_t vpid, uint64_t brk)
 	struct page_runs *runs = NULL;
 	struct page_writer *w = NULL;
 	Ckpt__Mm mm = CKPT__MM__INIT;
+	struct cow_task cow = { 0 };
 	char path[64], name[64];
 	int pagemap_fd = -1, ret;
 
@@ -472,7 +505,7 @@ int dump_task_memory(pid_t pid, pid_t vpid, uint64_t brk)
 		ret = -ENOMEM;
 		goto out;
 	}
-	uint64_t total = 0;
+	uint64_t total = 0, nshared = 0;
 	for (size_t i = 0; i < vmas.n; i++) {
 		struct proc_vma *v = &vmas.v[i];
 		Ckpt__Vma *m = &vm[i];
@@ -504,13 +537,17 @@ int dump_task_memory(pid_t pid, pid_t vpid, uint64_t brk)
 		mm.vmas[mm.n_vmas++] = m;
 		if (ret == 1)
 			continue; /* no pages of ours */
+		uint64_t shared = 0;
 		if (m->has_shmem_id)
 			ret = shmem_runs(pid, v, &runs[i]);
 		else
 			ret = pagescan_range(pagemap_fd, v->start, v->end, mode, &runs[i]);
+		if (!ret && !m->has_shmem_id)
+			ret = cow_split(pagemap_fd, &runs[i], &cow, &shared);
 		if (ret)
 			goto out_vm;
-		SET(m, has_pages, runs[i].n > 0);
+		SET(m, has_pages, runs[i].n > 0 || shared);
+		nshared += shared;
 		for (size_t k = 0; k < runs[i].n; k++)
 			total += runs[i].r[k].end - runs[i].r[k].start;
 	}
@@ -536,6 +573,7 @@ int dump_task_memory(pid_t pid, pid_t vpid, uint64_t brk)
 		goto out_vm;
 	}
 	w->offset = img_raw_offset(w->raw);
+	uint64_t base = w->offset;
 	ret = pw_start(w);
 	if (ret)
 		goto out_vm;
@@ -547,11 +585,21 @@ int dump_task_memory(pid_t pid, pid_t vpid, uint64_t brk)
 				goto out_vm;
 		}
 	ret = pw_flush(w);
+	if (!ret)
+		ret = cow_register(&cow, vpid, runs, vmas.n, base);
+	for (size_t k = 0; !ret && k < cow.nref; k++) {
+		Ckpt__PagemapEntry pe = CKPT__PAGEMAP_ENTRY__INIT;
+		SET(&pe, vaddr, cow.ref[k].vaddr);
+		SET(&pe, nr_pages, cow.ref[k].nr_pages);
+		SET(&pe, offset, cow.ref[k].offset);
+		SET(&pe, pages_of, cow.ref[k].vpid);
+		ret = img_write_msg(w->pagemap, &pe.base);
+	}
 	if (ret)
 		goto out_vm;
 	progress_end();
-	pr_info("mem", "PID %d: %zu mappings, %llu pages saved", pid, mm.n_vmas,
-		(unsigned long long)(total / 4096));
+	pr_info("mem", "PID %d: %zu mappings, %llu pages saved, %llu shared with an earlier process",
+		pid, mm.n_vmas, (unsigned long long)(total / 4096), (unsigned long long)nshared);
 out_vm:
 	if (w) {
 		int r1 = pw_stop(w);
@@ -575,6 +623,7 @@ out:
 		for (size_t i = 0; i < vmas.n; i++)
 			page_runs_free(&runs[i]);
 	free(runs);
+	cow_task_free(&cow);
 	free(mm.vmas);
 	free(mm.auxv);
 	if (pagemap_fd >= 0)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Namespaces the tree has of its own, compared with ckpt's: uts (host and
- * domain name), ipc (recreated empty: SysV objects are refused), time
+ * domain name), ipc (its SysV objects: ipc.c), time
  * (clock offsets).  Every task must share the root's; a user namespace of
  * the tree's own is in userns.c.  Pid namespaces are handled by the tree walk,
  * mount and network namespaces belong to the fs and net plugins.

@@ -173,6 +173,12 @@ static int map_vmas(struct rst_task *t, struct inject *in)
 				flags = MAP_SHARED | (flags & MAP_GROWSDOWN);
 			}
 			break;
+		case CKPT__VMA_KIND__VMA_SYSV_SHM: {
+			int ret = restore_sysv_attach(t, in, v);
+			if (ret)
+				return ret;
+			continue;
+		}
 		case CKPT__VMA_KIND__VMA_FILE_PRIVATE:
 		case CKPT__VMA_KIND__VMA_FILE_SHARED:
 			fd = t->vma_fd[i];
@@ -566,6 +572,8 @@ int restore_switch(struct rst_task *t)
 	if (ret)
 		return ret;
 	ret = fill_pages(t, &in);
+	if (!ret)
+		ret = restore_cow_pages(t);
 	if (ret)
 		return ret;
 	ret = finish_vmas(t, &in);

@@ -111,6 +111,17 @@ static int load_task(struct rst_task *t, Ckpt__PstreeEntry *pe)
 	ret = read_all(name, &ckpt__pagemap_entry__descriptor, (void ***)&t->pm, &t->npm);
 	if (ret)
 		return ret;
+	/* runs in another process's image go last, apart (cow.c) */
+	size_t own = 0;
+	for (size_t i = 0; i < t->npm; i++)
+		if (!t->pm[i]->has_pages_of) {
+			Ckpt__PagemapEntry *e = t->pm[i];
+			memmove(&t->pm[own + 1], &t->pm[own], (i - own) * sizeof(*t->pm));
+			t->pm[own++] = e;
+		}
+	t->ncow = t->npm - own;
+	t->cow_pm = t->ncow ? t->pm + own : NULL;
+	t->npm = own;
 	snprintf(name, sizeof(name), "fdinfo-%d.img", t->pid);
 	return read_all(name, &ckpt__fd_entry__descriptor, (void ***)&t->fds, &t->nfds);
 }
@@ -121,7 +132,7 @@ static void free_task(struct rst_task *t)
 		protobuf_c_message_free_unpacked(&t->core->base, NULL);
 	if (t->mm)
 		protobuf_c_message_free_unpacked(&t->mm->base, NULL);
-	for (size_t i = 0; i < t->npm; i++)
+	for (size_t i = 0; i < t->npm + t->ncow; i++)
 		protobuf_c_message_free_unpacked(&t->pm[i]->base, NULL);
 	free(t->pm);
 	for (size_t i = 0; i < t->nfds; i++)
@@ -468,6 +479,9 @@ static int restore_tree(struct rst_tree *tr)
 		}
 	}
 
+	ret = restore_ipc_create(tr);
+	if (ret)
+		goto fail;
 	for (size_t i = 0; i < tr->n; i++) {
 		struct rst_task *t = &tr->t[i];
 		if (t->zombie)
@@ -481,6 +495,9 @@ static int restore_tree(struct rst_tree *tr)
 		if (ret)
 			goto fail;
 	}
+	ret = restore_ipc_finish(tr);
+	if (ret)
+		goto fail;
 	progress_stage("restore", "resuming");
 	pid_t *pids = calloc(tr->n + 1, sizeof(pid_t));
 	if (pids) {
@@ -617,6 +634,8 @@ int cmd_restore(const struct restore_opts *o)
 		goto out;
 	}
 	ret = load_tree(&tr, pst, npst, inv);
+	if (!ret)
+		ret = restore_ipc_load(&tr);
 	if (ret)
 		goto out;
 	raise_nofile_limit();
@@ -684,6 +703,7 @@ int cmd_restore(const struct restore_opts *o)
 	if (!o->detach) {
 		/* like criu restore without -d: wait and pass on the exit status */
 		free_tree(&tr);
+		restore_ipc_free();
 		img_store_close();
 		exit(wait_exit_status(waitfor));
 	}
@@ -691,6 +711,7 @@ out:
 	if (started)
 		plugins_restore_finish(0);
 	free_tree(&tr);
+	restore_ipc_free();
 	for (size_t i = 0; i < npst; i++)
 		protobuf_c_message_free_unpacked(&pst[i]->base, NULL);
 	free(pst);

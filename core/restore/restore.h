@@ -49,6 +49,8 @@ struct rst_task {
 	Ckpt__Mm *mm;
 	Ckpt__PagemapEntry **pm;
 	size_t npm;
+	Ckpt__PagemapEntry **cow_pm; /* after pm[npm]: pages in another's image */
+	size_t ncow;
 	Ckpt__FdEntry **fds;
 	size_t nfds;
 
@@ -91,6 +93,17 @@ int restore_creds(struct rst_task *t, struct inject *in, const Ckpt__Creds *c);
 int restore_seccomp(struct rst_task *t, struct inject *in, const Ckpt__ThreadCore *th);
 /* timers.c: POSIX timers with their ids, by injection in the main thread */
 int restore_posix_timers(struct rst_task *t, struct inject *in);
+/* ipc.c: SysV objects of the tree's own ipc namespace (ipc.img), made
+ * before the tasks' memory is switched; removed segments go again after */
+int restore_ipc_load(struct rst_tree *tr);
+int restore_ipc_create(struct rst_tree *tr);
+int restore_ipc_finish(struct rst_tree *tr);
+void restore_ipc_free(void);
+struct inject;
+int restore_sysv_attach(struct rst_task *t, struct inject *in, const Ckpt__Vma *v);
+/* cow.c: pages shared copy-on-write at the dump, saved by an earlier
+ * process, copied in by the controller */
+int restore_cow_pages(struct rst_task *t);
 /* memory.c: switch the stopped worker into the saved task, threads included */
 int restore_switch(struct rst_task *t);
 
