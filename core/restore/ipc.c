@@ -38,6 +38,10 @@ union semun {
 
 static Ckpt__IpcRecord **recs;
 static size_t nrecs;
+/* Who may write the namespace's ipc sysctls: the kernel lets only the uid
+ * that is root in the user namespace owning it write them (not our root,
+ * when that is another user namespace), so we write them as that uid. */
+static uid_t sysctl_uid;
 
 static const char *kind_of(const Ckpt__IpcRecord *r)
 {
@@ -198,11 +202,47 @@ void restore_ipc_free(void)
 	nrecs = 0;
 }
 
+static int sysctl_set(const char *name, const char *val)
+{
+	uid_t euid = geteuid();
+	if (sysctl_uid != euid && seteuid(sysctl_uid)) {
+		pr_err("ipc", "cannot take uid %u to set %s: %s", sysctl_uid, name, strerror(errno));
+		return -errno;
+	}
+	int ret = ipc_sysctl_write(name, val);
+	if (sysctl_uid != euid && seteuid(euid)) {
+		pr_err("ipc", "cannot return to uid %u: %s", euid, strerror(errno));
+		return -EPERM;
+	}
+	return ret;
+}
+
+/* The uid outside that is root in the user namespace of PID (itself when
+ * that is ours or 0 is not mapped there). */
+static uid_t ns_root_uid(pid_t pid)
+{
+	char path[64];
+	unsigned long in, out, cnt;
+	uid_t uid = geteuid();
+	snprintf(path, sizeof(path), "/proc/%d/uid_map", pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return uid;
+	while (fscanf(f, "%lu %lu %lu", &in, &out, &cnt) == 3) {
+		if (in == 0 && cnt > 0) {
+			uid = (uid_t)out;
+			break;
+		}
+	}
+	fclose(f);
+	return uid;
+}
+
 static int write_u64(const char *name, uint64_t v)
 {
 	char buf[32];
 	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
-	return ipc_sysctl_write(name, buf);
+	return sysctl_set(name, buf);
 }
 
 static uint64_t max64(uint64_t a, uint64_t b)
@@ -248,7 +288,7 @@ static int open_limits(const Ckpt__IpcSysctls *s)
 	if (!ret)
 		ret = write_u64("msgmni", max64(msgmni, nmsg));
 	if (!ret)
-		ret = ipc_sysctl_write("sem", sem);
+		ret = sysctl_set("sem", sem);
 	return ret;
 }
 
@@ -268,7 +308,7 @@ static int final_sysctls(const Ckpt__IpcSysctls *s)
 	if (!ret)
 		ret = write_u64("msgmni", s->msgmni);
 	if (!ret)
-		ret = ipc_sysctl_write("sem", sem);
+		ret = sysctl_set("sem", sem);
 	if (!ret && s->has_shm_rmid_forced)
 		ret = write_u64("shm_rmid_forced", s->shm_rmid_forced);
 	/* usually -1 (unset; each creation above put it back to that and -1
@@ -283,7 +323,7 @@ static int final_sysctls(const Ckpt__IpcSysctls *s)
 		if (ids[i] < 0)
 			continue;
 		snprintf(buf, sizeof(buf), "%d", ids[i]);
-		ret = ipc_sysctl_write(next[i], buf);
+		ret = sysctl_set(next[i], buf);
 	}
 	return ret;
 }
@@ -294,7 +334,7 @@ static int create_as(const Ckpt__IpcRecord *r, const char *next_id)
 	const Ckpt__IpcPerm *p = r->shm ? r->shm->perm : r->msg ? r->msg->perm : r->sem->perm;
 	char buf[16];
 	snprintf(buf, sizeof(buf), "%d", p->id);
-	int ret = ipc_sysctl_write(next_id, buf);
+	int ret = sysctl_set(next_id, buf);
 	if (ret)
 		return ret;
 	if (r->msg) {
@@ -502,6 +542,7 @@ int restore_ipc_create(struct rst_tree *tr)
 	int back, ret = ipc_ns_enter(tr->t[0].hpid, &back);
 	if (ret)
 		return ret;
+	sysctl_uid = ns_root_uid(tr->t[0].hpid);
 	ret = create_inside();
 	int r2 = ipc_ns_leave(back);
 	if (!ret)
