@@ -60,6 +60,7 @@ struct rst_task {
 	int *vma_fd;   /* per mm->vmas[i]: number in the worker, or -1 */
 	int ready_fd;  /* worker's end of the ready pipe */
 
+	size_t seccomp_shared; /* filters every thread's chain starts with */
 	uint64_t tramp; /* trampoline address */
 	struct proc_vmas worker_vmas; /* as the worker reported them */
 };
@@ -80,7 +81,10 @@ void __attribute__((noreturn)) worker_main(struct rst_tree *tr, size_t idx);
 struct inject;
 int restore_creds(struct rst_task *t, struct inject *in, const Ckpt__Creds *c);
 /* seccomp.c: a thread's filters, while it is still privileged */
-int restore_seccomp(struct rst_task *t, struct inject *in, const Ckpt__ThreadCore *th);
+int restore_seccomp(struct rst_task *t, struct inject *in, const Ckpt__ThreadCore *th,
+		    size_t from, size_t to);
+/* How many filters, oldest first, are the same in every thread. */
+size_t restore_seccomp_shared(const Ckpt__TaskCore *c);
 /* timers.c: POSIX timers with their ids, by injection in the main thread */
 int restore_posix_timers(struct rst_task *t, struct inject *in);
 /* memory.c: switch the stopped worker into the saved task, threads included */

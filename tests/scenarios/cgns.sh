@@ -8,6 +8,7 @@ SCENARIOS+=(
 	"cgns|cgroup-ns cgroup-ns-none"
 	"cgns_fail_plugin|cgroup-ns-fail-no-plugin"
 	"cgns_fail_restore|cgroup-fail-missing-controller cgroup-missing-controller-none cgroup-fail-root-uncreatable"
+	"cgns_seccomp_shared|core-seccomp-shared"
 )
 
 # cgns_cycle NAME "WORKLOAD ARGS" BETWEEN "RESTORE ARGS": start cgnswl,
@@ -154,3 +155,7 @@ sc_cgns_fail_restore() {
 	mount -t cgroup -o pids cgroup "$CG_FS/pids" 2>/dev/null
 	cg_end
 }
+
+# Threads that share a seccomp filter share it after restore: a thread's
+# seccomp(TSYNC) succeeds and the new filter judges every thread.
+sc_cgns_seccomp_shared() { cycle core-seccomp-shared core/seccomp_shared sig; }
