@@ -6,6 +6,8 @@
 
 SCENARIOS+=(
 	"cgns|cgroup-ns cgroup-ns-none"
+	"cgns_root|cgroup-ns-root"
+	"cgns_child|cgroup-ns-child"
 	"cgns_fail_plugin|cgroup-ns-fail-no-plugin"
 	"cgns_fail_restore|cgroup-fail-missing-controller cgroup-missing-controller-none cgroup-fail-root-uncreatable"
 	"cgns_seccomp_shared|core-seccomp-shared"
@@ -94,6 +96,42 @@ sc_cgns() {
 				fi
 			fi
 		fi
+	fi
+	cg_end
+}
+
+# The same tree restored under --cgroup-root: the namespace's root moves
+# with the groups, so the tasks see the same paths as before.
+sc_cgns_root() {
+	local name=cgroup-ns-root
+	cg_need "$name" || return
+	cg_begin
+	if ! cg_mk cpu "/$CGN/ns/in" || ! cg_mk 2 "/$CGN/ns/in"; then
+		fail "$name" "cannot make the test groups"
+		cg_end
+		return
+	fi
+	if cgns_cycle "$name" "join=cpu:/$CGN/ns join=2:/$CGN/ns unshare join=cpu:/$CGN/ns/in join=2:/$CGN/ns/in see=cpu:/in see=2:/in thread child" \
+		"" "--cgroup-root /$CGN/new"; then
+		if ! cg_tasks_has cpu "/$CGN/new/$CGN/ns/in" "$PID" || ! cg_tasks_has 2 "/$CGN/new/$CGN/ns/in" "$PID"; then
+			fail "$name" "pid $PID is not in /$CGN/new/$CGN/ns/in of cpu and cgroup2"
+		else
+			cg_finish "$name"
+		fi
+	fi
+	cg_end
+}
+
+# The root stays in ckpt's cgroup namespace; its child makes one of its own
+# in /CGN/c of cpu and moves on into /CGN/c/in.  After restore the child
+# sees /in again, from a namespace that is not its parent's.
+sc_cgns_child() {
+	local name=cgroup-ns-child
+	cg_need "$name" || return
+	cg_begin
+	cg_mk cpu "/$CGN/c/in" || { fail "$name" "cannot make the test groups"; cg_end; return; }
+	if cgns_cycle "$name" "thread child-unshare=cpu:/$CGN/c" "cg_rm cpu /$CGN" ""; then
+		cg_finish "$name"
 	fi
 	cg_end
 }

@@ -2,19 +2,22 @@
 /*
  * cgnswl — a tree in a cgroup namespace of its own.
  *
- *   cgnswl [join=H:PATH | unshare | see=H:PATH | child | thread]...
+ *   cgnswl [join=H:PATH | unshare | see=H:PATH | child | child-unshare=H:PATH | thread]...
  *
  * The words run in order: join= moves the process into a group (H: a v1
  * controller, or "2" for cgroup2; PATH as the cgroup mount shows it),
  * unshare makes a new cgroup namespace (rooted at the groups the process is
  * in then), see= checks that /proc/self/cgroup now shows PATH for H, child
- * forks a process, thread starts a thread.  At ready time the main thread,
+ * forks a process, child-unshare= forks one that moves into H:PATH, makes a
+ * cgroup namespace of its own there and moves on into H:PATH/in, thread
+ * starts a thread.  At ready time the main thread,
  * the thread and the child each read their own /proc/self/cgroup (thread:
  * /proc/thread-self/cgroup) and the inode of their cgroup namespace.
  *
- * After SIGUSR1 each reads both again: the text must be the same as before
- * and all three must share one cgroup namespace, which is not the one of
- * PID 1 (nsrun's init, ckpt's).
+ * After SIGUSR1 each reads both again: the text must be the same as before;
+ * the thread must share the main thread's cgroup namespace, the child too
+ * unless it made its own (then it must not), and the main thread must be in
+ * the namespace of PID 1 (nsrun's init, ckpt's) exactly when it was before.
  */
 #include "../workload.h"
 
@@ -161,8 +164,17 @@ static int ask_thread(struct view *v)
 }
 
 /* The child answers each byte on req with its view on resp. */
-static __attribute__((noreturn)) void child_main(int req, int resp)
+static __attribute__((noreturn)) void child_main(int req, int resp, const char *own_ns)
 {
+	if (own_ns) {
+		char in[1200];
+
+		join(own_ns);
+		if (unshare(CLONE_NEWCGROUP))
+			_exit(5);
+		snprintf(in, sizeof(in), "%s/in", own_ns);
+		join(in);
+	}
 	for (;;) {
 		struct view v;
 		char c;
@@ -210,6 +222,7 @@ int main(int argc, char **argv)
 	pid_t child = 0;
 	pthread_t th;
 	struct stat init_ns;
+	int child_own_ns = 0, main_in_init;
 
 	wl_init("cgnswl");
 	for (int i = 1; i < argc; i++) {
@@ -228,7 +241,8 @@ int main(int argc, char **argv)
 				wl_die("after the setup /proc/self/cgroup does not show %s for %s: %s",
 				       colon + 1, h, main_v.cgroup);
 			free(h);
-		} else if (!strcmp(argv[i], "child")) {
+		} else if (!strcmp(argv[i], "child") || !strncmp(argv[i], "child-unshare=", 14)) {
+			child_own_ns = argv[i][5] == '-';
 			if (pipe(req) || pipe(resp))
 				wl_die("pipe: %s", strerror(errno));
 			child = fork();
@@ -237,7 +251,7 @@ int main(int argc, char **argv)
 			if (child == 0) {
 				close(req[1]);
 				close(resp[0]);
-				child_main(req[0], resp[1]);
+				child_main(req[0], resp[1], child_own_ns ? argv[i] + 14 : NULL);
 			}
 			close(req[0]);
 			close(resp[1]);
@@ -255,8 +269,12 @@ int main(int argc, char **argv)
 		wl_die("the thread did not answer");
 	if (child && ask_child(req[1], resp[0], &child_v))
 		wl_die("the child did not answer");
-	if ((have_thread && thread_v.ino != main_v.ino) || (child && child_v.ino != main_v.ino))
-		wl_die("the tree does not share one cgroup namespace before the dump");
+	if ((have_thread && thread_v.ino != main_v.ino) ||
+	    (child && (child_v.ino != main_v.ino) != child_own_ns))
+		wl_die("the tree's cgroup namespaces are not as planned before the dump");
+	if (stat("/proc/1/ns/cgroup", &init_ns))
+		wl_die("cannot stat /proc/1/ns/cgroup: %s", strerror(errno));
+	main_in_init = (unsigned long)init_ns.st_ino == main_v.ino;
 	wl_ready();
 
 	wl_wait_usr1();
@@ -266,8 +284,9 @@ int main(int argc, char **argv)
 	} else {
 		compare("main thread", &main_v, &now);
 		if (!stat("/proc/1/ns/cgroup", &init_ns))
-			WL_CHECK((unsigned long)init_ns.st_ino != now.ino,
-				 "the main thread is in the cgroup namespace of PID 1, not in one of its own");
+			WL_CHECK(((unsigned long)init_ns.st_ino == now.ino) == main_in_init,
+				 "the main thread is %sin the cgroup namespace of PID 1, it was %s",
+				 main_in_init ? "not " : "", main_in_init ? "before" : "not before");
 		main_v.ino = now.ino;
 	}
 	if (have_thread) {
@@ -286,8 +305,9 @@ int main(int argc, char **argv)
 			wl_fail("the child did not answer after the restore");
 		} else {
 			compare("child", &child_v, &now);
-			WL_CHECK(now.ino == main_v.ino, "the child is in cgroup namespace %lu, its parent in %lu",
-				 now.ino, main_v.ino);
+			WL_CHECK((now.ino != main_v.ino) == child_own_ns,
+				 "the child is in cgroup namespace %lu, its parent in %lu; want %s",
+				 now.ino, main_v.ino, child_own_ns ? "another" : "the same");
 		}
 		kill(child, SIGKILL);
 		waitpid(child, NULL, 0);
