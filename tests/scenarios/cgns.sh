@@ -8,7 +8,7 @@ SCENARIOS+=(
 	"cgns|cgroup-ns cgroup-ns-none"
 	"cgns_root|cgroup-ns-root"
 	"cgns_child|cgroup-ns-child"
-	"cgns_fail_plugin|cgroup-ns-fail-no-plugin"
+	"cgns_fail_plugin|cgroup-ns-fail-no-plugin cgroup-ns-fail-outside-root"
 	"cgns_fail_restore|cgroup-fail-missing-controller cgroup-missing-controller-none cgroup-fail-root-uncreatable"
 	"cgns_seccomp_shared|core-seccomp-shared"
 )
@@ -137,14 +137,20 @@ sc_cgns_child() {
 }
 
 # Without the cgroup plugin a tree with a cgroup namespace is refused,
-# naming the plugin to enable.
+# naming the plugin to enable.  A namespace whose root no task of it is
+# under is refused too.
 sc_cgns_fail_plugin() {
 	local name=cgroup-ns-fail-no-plugin
-	cg_need "$name" || return
+	cg_need "$name" cgroup-ns-fail-outside-root || return
 	cg_begin
 	cg_mk cpu "/$CGN/ns" || { fail "$name" "cannot make the test group"; cg_end; return; }
 	expect_dump_fail "$name" 'cgroup namespace.*enable the cgroup plugin' \
 		cgroup/cgnswl "join=cpu:/$CGN/ns" unshare see=cpu:/ -- --plugins=fs
+
+	# moved above its namespace's root, the only task of it cannot tell
+	# where that root is
+	expect_dump_fail cgroup-ns-fail-outside-root 'root cannot be found.*cpu:/\.\.' \
+		cgroup/cgnswl "join=cpu:/$CGN/ns" unshare "join=cpu:/$CGN" see=cpu:/..
 	cg_end
 }
 
