@@ -4,7 +4,8 @@
  * domain name), ipc (its SysV objects: ipc.c), time
  * (clock offsets).  Every task must share the root's; a user namespace of
  * the tree's own is in userns.c.  Pid namespaces are handled by the tree walk,
- * mount and network namespaces belong to the fs and net plugins.
+ * mount and network namespaces belong to the fs and net plugins.  A kind
+ * that a plugin saves (cgroup) is left to it when that plugin is enabled.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -17,6 +18,7 @@
 
 #include "dump.h"
 #include "log.h"
+#include "plugin.h"
 #include "proc.h"
 #include "ptrace.h"
 
@@ -38,6 +40,44 @@ static int ns_ino(pid_t pid, const char *ns, ino_t *ino)
 		return -errno;
 	*ino = st.st_ino;
 	return 0;
+}
+
+/* Namespace kinds a plugin saves and recreates itself. */
+static const struct {
+	const char *ns, *plugin;
+} ns_owners[] = {
+	{ "cgroup", "cgroup" },
+};
+
+/* The plugin that owns namespace kind ns, or NULL.  *enabled: it is loaded. */
+static const char *ns_owner(const char *ns, bool *enabled)
+{
+	for (size_t i = 0; i < sizeof(ns_owners) / sizeof(ns_owners[0]); i++) {
+		if (strcmp(ns_owners[i].ns, ns))
+			continue;
+		struct plugin *p = plugin_find(ns_owners[i].plugin);
+		*enabled = p && p->initialized;
+		return ns_owners[i].plugin;
+	}
+	*enabled = false;
+	return NULL;
+}
+
+/* -ENOTSUP with the error when pid's own namespace of kind ns is not saved;
+ * 0 when its plugin takes it. */
+static int ns_refuse(pid_t pid, const char *ns)
+{
+	bool enabled;
+	const char *owner = ns_owner(ns, &enabled);
+	if (owner && enabled)
+		return 0;
+	if (owner)
+		pr_err("dump", "PID %d has a %s namespace of its own; enable the %s plugin (--plugins=...,%s) to save it",
+		       pid, ns, owner, owner);
+	else
+		pr_err("dump", "PID %d has a %s namespace of its own; that is not supported yet (run ckpt inside it)",
+		       pid, ns);
+	return -ENOTSUP;
 }
 
 /* Does pid have a namespace of this kind other than ours? */
@@ -63,8 +103,16 @@ int dump_check_namespaces(const struct dtask *root, const struct dtask *t)
 			return -ENOTSUP;
 		}
 		if (a != b) {
-			pr_err("dump", "PID %d is in another %s namespace than the tree's root %d; namespaces nested inside the tree are not supported yet",
-			       t->pid, ns[i], root->pid);
+			bool enabled;
+			const char *owner = ns_owner(ns[i], &enabled);
+			if (owner && enabled)
+				continue;
+			if (owner)
+				pr_err("dump", "PID %d is in another %s namespace than the tree's root %d; enable the %s plugin (--plugins=...,%s) to save it",
+				       t->pid, ns[i], root->pid, owner, owner);
+			else
+				pr_err("dump", "PID %d is in another %s namespace than the tree's root %d; namespaces nested inside the tree are not supported yet",
+				       t->pid, ns[i], root->pid);
 			return -ENOTSUP;
 		}
 	}
@@ -77,11 +125,8 @@ int dump_namespaces(struct dtask *root, Ckpt__TaskCore *c)
 
 	static const char *const refused[] = { "mnt", "net", "cgroup" };
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
-		if (ns_own(root->pid, refused[i])) {
-			pr_err("dump", "PID %d has a %s namespace of its own; that is not supported yet (run ckpt inside it)",
-			       root->pid, refused[i]);
+		if (ns_own(root->pid, refused[i]) && ns_refuse(root->pid, refused[i]))
 			return -ENOTSUP;
-		}
 	}
 	if (ns_own(root->pid, "uts")) {
 		struct utsname u;

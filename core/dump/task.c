@@ -114,9 +114,10 @@ static int dump_seccomp(pid_t tid, int mode, Ckpt__ThreadCore *t)
 	t->seccomp_filters = calloc(n + 1, sizeof(*t->seccomp_filters));
 	if (!t->seccomp_filters)
 		return -ENOMEM;
-	/* index 0 is the newest: store them in the order to install */
+	/* index 0 is the oldest (the kernel counts back from the newest by
+	 * total - index), which is the order to install them in */
 	for (size_t i = 0; i < n; i++) {
-		size_t idx = n - 1 - i;
+		size_t idx = i;
 		long cnt = ptrace(PTRACE_SECCOMP_GET_FILTER, tid, idx, NULL);
 		if (cnt <= 0)
 			return cnt < 0 ? -errno : -EIO;

@@ -530,7 +530,7 @@ static int create_thread(struct rst_task *t, struct inject *in, const Ckpt__Thre
 	tin.restore_on_end = false;
 	ret = set_thread_state(t, &tin, th, false);
 	if (!ret)
-		ret = restore_seccomp(t, &tin, th);
+		ret = restore_seccomp(t, &tin, th, t->seccomp_shared, th->n_seccomp_filters);
 	if (!ret)
 		ret = thread_creds(t, &tin, th);
 	if (ret)
@@ -593,6 +593,14 @@ int restore_switch(struct rst_task *t)
 	ret = set_thread_state(t, &in, t->core->threads[0], true);
 	if (ret)
 		return ret;
+	/* the filters all threads share, before the threads: they inherit them */
+	t->seccomp_shared = restore_seccomp_shared(t->core);
+	if (t->seccomp_shared)
+		pr_debug("restore", "PID %d: %zu seccomp filter(s) shared by its %zu thread(s)", t->pid,
+			 t->seccomp_shared, t->core->n_threads);
+	ret = restore_seccomp(t, &in, t->core->threads[0], 0, t->seccomp_shared);
+	if (ret)
+		return ret;
 	for (size_t i = 1; i < t->core->n_threads; i++) {
 		ret = create_thread(t, &in, t->core->threads[i]);
 		if (ret)
@@ -613,7 +621,8 @@ int restore_switch(struct rst_task *t)
 		if (r < 0)
 			return r;
 	}
-	ret = restore_seccomp(t, &in, c->threads[0]);
+	ret = restore_seccomp(t, &in, c->threads[0], t->seccomp_shared,
+			      c->threads[0]->n_seccomp_filters);
 	if (ret)
 		return ret;
 	ret = thread_creds(t, &in, c->threads[0]);

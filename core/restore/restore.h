@@ -65,6 +65,7 @@ struct rst_task {
 	bool in_userns;      /* in the tree's own user namespace: creds as seen there */
 	bool setgroups_deny; /* ...where setgroups is denied */
 
+	size_t seccomp_shared; /* filters every thread's chain starts with */
 	uint64_t tramp; /* trampoline address */
 	struct proc_vmas worker_vmas; /* as the worker reported them */
 };
@@ -90,7 +91,10 @@ void __attribute__((noreturn)) worker_main(struct rst_tree *tr, size_t idx);
 struct inject;
 int restore_creds(struct rst_task *t, struct inject *in, const Ckpt__Creds *c);
 /* seccomp.c: a thread's filters, while it is still privileged */
-int restore_seccomp(struct rst_task *t, struct inject *in, const Ckpt__ThreadCore *th);
+int restore_seccomp(struct rst_task *t, struct inject *in, const Ckpt__ThreadCore *th,
+		    size_t from, size_t to);
+/* How many filters, oldest first, are the same in every thread. */
+size_t restore_seccomp_shared(const Ckpt__TaskCore *c);
 /* timers.c: POSIX timers with their ids, by injection in the main thread */
 int restore_posix_timers(struct rst_task *t, struct inject *in);
 /* ipc.c: SysV objects of the tree's own ipc namespace (ipc.img), made

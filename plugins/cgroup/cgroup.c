@@ -5,10 +5,10 @@
  * Dump: dump_start freezes --freeze-cgroup (freeze.c); tree_frozen lets the
  * group go again once every task is stopped under ptrace, then saves the
  * cgroups of every thread of the tree and the settings of those groups
- * (dump.c).  dump_finish(0) and dump_released undo the freeze.
+ * (dump.c) and the tree's cgroup namespaces (ns.c).  dump_finish(0) and dump_released undo the freeze.
  * Restore: restore_start reads cgroup.img and checks it against this host,
- * restore_resume creates groups, writes settings and moves the threads
- * (restore.c), restore_finish(0) removes the groups a failed restore made.
+ * restore_resume creates groups, makes the namespaces and moves the threads
+ * (restore.c, ns.c), restore_finish(0) removes the groups a failed restore made.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,11 +119,14 @@ static int cg_tree_frozen(void *priv, pid_t root)
 	ret = cg_freeze_tree_stopped(p);
 	if (ret)
 		return ret;
-	if (p->mode == CG_MODE_NONE) {
+	if (p->mode == CG_MODE_NONE)
 		cg_debug(p, "dump: --manage-cgroups=none: cgroups are not saved");
-		return 0;
-	}
-	return cg_dump(p);
+	else
+		ret = cg_dump(p);
+	/* namespaces are saved in every mode: none makes them where the tasks land */
+	if (!ret)
+		ret = cg_dump_ns(p);
+	return ret;
 }
 
 static int cg_dump_finish(void *priv, int ok)
@@ -153,6 +156,8 @@ static int cg_restore_start(void *priv)
 	ret = read_config(p);
 	if (!ret)
 		ret = cg_restore_prepare(p);
+	if (!ret)
+		ret = cg_ns_prepare(p);
 	if (ret)
 		cg_restore_cleanup(p, false);
 	return ret;
@@ -254,6 +259,7 @@ static const struct ckpt_lifecycle_hooks cg_lifecycle = {
 
 static const ProtobufCMessageDescriptor *const cg_image_types[] = {
 	&ckpt__cgroup__group__descriptor,
+	&ckpt__cgroup__namespace__descriptor,
 	NULL,
 };
 
@@ -263,7 +269,7 @@ CKPT_PLUGIN_EXPORT = {
 	.name = CG_NAME,
 	.version = "0.1.0",
 	.description = "cgroup memberships (v1 and cgroup2, per thread), group settings, "
-		       "--freeze-cgroup",
+		       "cgroup namespaces, --freeze-cgroup",
 	.config = cg_config,
 	.init = cg_init,
 	.fini = cg_fini,

@@ -9,6 +9,9 @@
  *              written to cgroup.img
  *   restore.c  restore_start: checks against this host; restore_resume:
  *              create groups, write settings, move every thread
+ *   ns.c       cgroup namespaces: their roots at dump (cgroup-ns.img); at
+ *              restore unshared in one task moved to the root groups, joined
+ *              by the other members (injected syscalls)
  *   freeze.c   --freeze-cgroup: freeze before the seize, thaw once every task
  *              is stopped under ptrace (v2 directly; v1 through a helper
  *              thread that lets each task out as ckpt seizes it)
@@ -29,6 +32,7 @@
 
 #define CG_NAME "cgroup"
 #define CG_IMG "cgroup.img"
+#define CG_NS_IMG "cgroup-ns.img"
 
 enum cg_mode {
 	CG_MODE_NONE = 0,
@@ -114,6 +118,8 @@ struct cg_priv {
 	/* restore */
 	ProtobufCMessage **recs;
 	size_t nrecs;
+	ProtobufCMessage **nsrecs; /* cgroup-ns.img */
+	size_t nnsrecs;
 	struct cg_rgroup *rg;
 	size_t nrg;
 	struct cg_mounts mounts;
@@ -154,6 +160,17 @@ int cg_read_pids(const char *dir, const char *name, pid_t **pids, size_t *n);
 /* Path of a group joined with a child name ("/" + "a" = "/a"). */
 char *cg_join(const char *parent, const char *child);
 
+/* A restored thread: its ids in the image and here. */
+struct cg_tmap_ent {
+	pid_t vpid, vtid; /* as in the image */
+	pid_t hpid, htid; /* here */
+};
+
+struct cg_tmap {
+	struct cg_tmap_ent *v;
+	size_t n, cap;
+};
+
 /* dump.c */
 int cg_dump(struct cg_priv *p);
 
@@ -161,6 +178,19 @@ int cg_dump(struct cg_priv *p);
 int cg_restore_prepare(struct cg_priv *p);
 int cg_restore_resume(struct cg_priv *p);
 void cg_restore_cleanup(struct cg_priv *p, bool failed);
+/* Every thread of the restored tree (free m->v). */
+int cg_tmap_build(struct cg_priv *p, struct cg_tmap *m);
+const struct cg_tmap_ent *cg_tmap_find(const struct cg_tmap *m, pid_t vpid, pid_t vtid);
+/* The group of the image for hierarchy ctrls and path, or NULL. */
+const struct cg_rgroup *cg_rgroup_find(const struct cg_priv *p, const char *ctrls,
+				       const char *path);
+
+/* ns.c */
+int cg_dump_ns(struct cg_priv *p);
+int cg_ns_prepare(struct cg_priv *p);
+/* After the groups exist, before the threads are moved into them. */
+int cg_ns_restore(struct cg_priv *p, const struct cg_tmap *m);
+void cg_ns_cleanup(struct cg_priv *p);
 
 /* freeze.c */
 int cg_freeze_start(struct cg_priv *p, pid_t root);

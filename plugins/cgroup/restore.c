@@ -280,6 +280,13 @@ int cg_restore_prepare(struct cg_priv *p)
 			return -ENOENT;
 		}
 		r->existed = access(r->dir, F_OK) == 0;
+		if (!r->existed && errno == ENOTDIR) {
+			/* a control file on the way (--cgroup-root /cgroup.procs/x) */
+			cg_err(p, "restore: cgroup %s (%s) cannot be created: a part of %s is a file, "
+				  "not a group; choose another --cgroup-root",
+			       r->target, hier_name(g), r->dir);
+			return -ENOTDIR;
+		}
 		if (!r->existed && !creates(p)) {
 			cg_err(p, "restore: cgroup %s (%s) does not exist (%s); create it, or restore with "
 				  "--manage-cgroups=soft so that ckpt creates the missing groups",
@@ -493,17 +500,7 @@ static int make_groups(struct cg_priv *p)
 
 /* ---- restore_resume: tasks -------------------------------------------------------------- */
 
-struct tmap_ent {
-	pid_t vpid, vtid; /* as in the image */
-	pid_t hpid, htid; /* here */
-};
-
-struct tmap {
-	struct tmap_ent *v;
-	size_t n, cap;
-};
-
-static int tmap_build(struct cg_priv *p, struct tmap *m)
+int cg_tmap_build(struct cg_priv *p, struct cg_tmap *m)
 {
 	size_t n = p->host->tree_pids(NULL, 0), got;
 	pid_t *pids;
@@ -530,7 +527,7 @@ static int tmap_build(struct cg_priv *p, struct tmap *m)
 				continue;
 			if (m->n == m->cap) {
 				size_t ncap = m->cap ? m->cap * 2 : 32;
-				struct tmap_ent *nv = realloc(m->v, ncap * sizeof(*nv));
+				struct cg_tmap_ent *nv = realloc(m->v, ncap * sizeof(*nv));
 
 				if (!nv) {
 					free(tids);
@@ -540,7 +537,7 @@ static int tmap_build(struct cg_priv *p, struct tmap *m)
 				m->v = nv;
 				m->cap = ncap;
 			}
-			m->v[m->n++] = (struct tmap_ent){ vpid, vtid, pids[i], tids[k] };
+			m->v[m->n++] = (struct cg_tmap_ent){ vpid, vtid, pids[i], tids[k] };
 		}
 		free(tids);
 	}
@@ -548,7 +545,7 @@ static int tmap_build(struct cg_priv *p, struct tmap *m)
 	return 0;
 }
 
-static const struct tmap_ent *tmap_find(const struct tmap *m, pid_t vpid, pid_t vtid)
+const struct cg_tmap_ent *cg_tmap_find(const struct cg_tmap *m, pid_t vpid, pid_t vtid)
 {
 	for (size_t i = 0; i < m->n; i++)
 		if (m->v[i].vpid == vpid && m->v[i].vtid == vtid)
@@ -588,11 +585,20 @@ static const struct cg_rgroup *v2_leader_group(const struct cg_priv *p, pid_t vp
 	return NULL;
 }
 
-static int move_tasks(struct cg_priv *p)
+const struct cg_rgroup *cg_rgroup_find(const struct cg_priv *p, const char *ctrls,
+				       const char *path)
 {
-	struct tmap m = { 0 };
+	for (size_t i = 0; i < p->nrg; i++)
+		if (!strcmp(p->rg[i].g->controllers, ctrls) && !strcmp(p->rg[i].g->path, path))
+			return &p->rg[i];
+	return NULL;
+}
+
+static int move_tasks(struct cg_priv *p, const struct cg_tmap *tm)
+{
+	const struct cg_tmap *m = tm;
 	size_t moved = 0, missing = 0;
-	int ret = tmap_build(p, &m);
+	int ret = 0;
 
 	/* pass 0: v1 threads and cgroup2 processes; pass 1: cgroup2 threads
 	 * that are in another group than their main thread */
@@ -604,7 +610,7 @@ static int move_tasks(struct cg_priv *p)
 				continue;
 			for (size_t k = 0; k < r->g->n_members && !ret; k++) {
 				const Ckpt__Cgroup__Member *mb = r->g->members[k];
-				const struct tmap_ent *e = tmap_find(&m, mb->pid, mb->tid);
+				const struct cg_tmap_ent *e = cg_tmap_find(m, mb->pid, mb->tid);
 				bool leader = mb->pid == mb->tid;
 
 				if (!r->m->v2) {
@@ -632,7 +638,6 @@ static int move_tasks(struct cg_priv *p)
 			}
 		}
 	}
-	free(m.v);
 	if (!ret && missing)
 		cg_warn(p, "restore: %zu thread(s) of the dump were not found in the restored tree; "
 			   "their cgroups were not restored",
@@ -644,13 +649,23 @@ static int move_tasks(struct cg_priv *p)
 
 int cg_restore_resume(struct cg_priv *p)
 {
-	int ret;
+	bool groups = p->mode != CG_MODE_NONE && p->nrg;
+	struct cg_tmap m = { 0 };
+	int ret = 0;
 
-	if (p->mode == CG_MODE_NONE || !p->nrg)
+	if (!groups && !p->nnsrecs)
 		return 0;
-	ret = make_groups(p);
+	if (groups)
+		ret = make_groups(p);
 	if (!ret)
-		ret = move_tasks(p);
+		ret = cg_tmap_build(p, &m);
+	/* a namespace takes its root from the groups its first task is in
+	 * when it is made: before the tasks go to their own groups */
+	if (!ret)
+		ret = cg_ns_restore(p, &m);
+	if (!ret && groups)
+		ret = move_tasks(p, &m);
+	free(m.v);
 	return ret;
 }
 
@@ -684,4 +699,5 @@ void cg_restore_cleanup(struct cg_priv *p, bool failed)
 	p->recs = NULL;
 	p->nrecs = 0;
 	cg_mounts_free(&p->mounts);
+	cg_ns_cleanup(p);
 }
