@@ -4,7 +4,8 @@
  * domain name), ipc (recreated empty: SysV objects are refused), time
  * (clock offsets).  Every task must share the root's; a user namespace of
  * its own is refused for now.  Pid namespaces are handled by the tree walk,
- * mount and network namespaces belong to the fs and net plugins.
+ * mount and network namespaces belong to the fs and net plugins (a tree
+ * with a network namespace of its own needs the net plugin).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -17,6 +18,7 @@
 
 #include "dump.h"
 #include "log.h"
+#include "plugin.h"
 #include "proc.h"
 #include "ptrace.h"
 
@@ -70,13 +72,20 @@ int dump_namespaces(struct dtask *root, Ckpt__TaskCore *c)
 {
 	int ret;
 
-	static const char *const refused[] = { "user", "mnt", "net", "cgroup" };
+	static const char *const refused[] = { "user", "mnt", "cgroup" };
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
 		if (ns_own(root->pid, refused[i])) {
 			pr_err("dump", "PID %d has a %s namespace of its own; that is not supported yet (run ckpt inside it)",
 			       root->pid, refused[i]);
 			return -ENOTSUP;
 		}
+	}
+	/* the net plugin saves and recreates it; without it the tree would
+	 * silently come back in ckpt's own */
+	if (ns_own(root->pid, "net") && !plugin_find("net")) {
+		pr_err("dump", "PID %d has a network namespace of its own; enable the net plugin to dump it",
+		       root->pid);
+		return -ENOTSUP;
 	}
 	if (ns_own(root->pid, "uts")) {
 		struct utsname u;

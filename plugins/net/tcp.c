@@ -7,7 +7,8 @@
  * and options.  Established connections need tcp_established
  * (--tcp-established) and TCP_REPAIR:
  *
- * Dump: a reference to the task's socket is kept and put in repair mode;
+ * Dump: the connection is locked (lock.c), a reference to the task's
+ * socket is kept and put in repair mode;
  * for each queue TCP_REPAIR_QUEUE + TCP_QUEUE_SEQ give the sequence number
  * and MSG_PEEK its contents (the receive queue: bytes not read by the task;
  * the send queue: bytes not acknowledged by the peer, of which SIOCOUTQNSD
@@ -424,6 +425,11 @@ int tcp_dump(struct net_priv *p, const struct ckpt_fd_info *fd, uint32_t obj_id,
 
 		inet_addr_from(&pss, &pa);
 		r.peer = &pa;
+		/* nothing may arrive while the queues are read, and the peer must
+		 * see no reset once the task is gone */
+		ret = net_lock_conn(p, family, &la, &pa, desc);
+		if (ret)
+			goto out;
 		h.fd = fcntl(s, F_DUPFD_CLOEXEC, 0);
 		if (h.fd < 0) {
 			ret = net_errno(errno);
