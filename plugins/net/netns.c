@@ -680,8 +680,9 @@ static int create_link(struct net_priv *p, struct nl_sock *sk, const Ckpt__Net__
 	return 0;
 }
 
+/* Where the kernel put the links made so far (loopback is always there). */
 static int lookup_ifindices(struct net_priv *p, struct nl_sock *sk, const Ckpt__Net__NetNs *ns,
-			    int *map)
+			    int *map, const bool *made)
 {
 	struct nl_cache *cache;
 	int e = rtnl_link_alloc_cache(sk, AF_UNSPEC, &cache);
@@ -691,6 +692,8 @@ static int lookup_ifindices(struct net_priv *p, struct nl_sock *sk, const Ckpt__
 		return -EIO;
 	}
 	for (size_t i = 0; i < ns->n_links; i++) {
+		if (!made[i] && strcmp(ns->links[i]->kind, "loopback"))
+			continue;
 		map[i] = rtnl_link_name2i(cache, ns->links[i]->name);
 		if (map[i] <= 0) {
 			net_err(p, "restore: link %s is missing after it was created",
@@ -872,12 +875,12 @@ static int restore_ns(struct net_priv *p, const Ckpt__Net__NetNs *ns)
 			ret = create_link(p, sk, ns, i, map, made);
 	}
 	if (!ret)
-		ret = lookup_ifindices(p, sk, ns, map);
+		ret = lookup_ifindices(p, sk, ns, map, made);
 	for (size_t i = 0; !ret && i < ns->n_links; i++)
 		if (!strcmp(ns->links[i]->kind, "macvlan"))
 			ret = create_link(p, sk, ns, i, map, made);
 	if (!ret)
-		ret = lookup_ifindices(p, sk, ns, map);
+		ret = lookup_ifindices(p, sk, ns, map, made);
 	for (size_t i = 0; !ret && i < ns->n_links; i++) {
 		const Ckpt__Net__NetLink *m = ns->links[i];
 		int e;

@@ -3,18 +3,28 @@
  * tcp_locked ADDR PORT — one TCP connection to a peer outside the dumped
  * tree (tests/workloads/net/tcp_streamer), with bytes flowing both ways all
  * the time, the dump and the restore included (needs --tcp-established).
+ * tcp_locked listen ADDR — the other way round: listen on ADDR (port from
+ * bind(0), written to $CKPT_TEST_DIR/locked.port), take one connection,
+ * close the listener.
  *
  * Stream 1 comes from the peer, stream 2 goes to it; every byte is checked
  * at its offset, so a lost, repeated or reordered byte fails.  After
  * SIGUSR1 it streams 1.5 s more, shuts its sending side, reads to the end,
  * and writes "got=N sent=M" to $CKPT_TEST_DIR/locked.count: the scenario
  * compares that with what the peer counted.  A reset fails it.
+ *
+ * CKPT_TEST_NETNS=PATH: join that network namespace first (a tree with a
+ * namespace of its own); at the end the socket must still belong to the
+ * namespace the process is in (the restore made both in the new one).
  */
 #include "netwl.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <linux/sockios.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 
 #define CHUNK 256
 
@@ -24,33 +34,67 @@ int main(int argc, char **argv)
 	socklen_t sl;
 	size_t got = 0, sent = 0;
 	uint64_t stop_at = 0, give_up = 0;
-	bool shut = false;
+	bool shut = false, listening;
+	const char *addr;
 	int s;
 
+	const char *ns = getenv("CKPT_TEST_NETNS");
+
+	if (ns && *ns) {
+		int fd = open(ns, O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0 || setns(fd, CLONE_NEWNET))
+			wl_die("cannot join network namespace %s: %s", ns, strerror(errno));
+		close(fd);
+	}
 	wl_init("tcp_locked");
 	if (argc != 3)
-		wl_die("usage: tcp_locked ADDR PORT");
+		wl_die("usage: tcp_locked ADDR PORT | tcp_locked listen ADDR");
+	listening = argc == 3 && !strcmp(argv[1], "listen");
+	addr = listening ? argv[2] : argv[1];
 	memset(&ss, 0, sizeof(ss));
-	if (strchr(argv[1], ':')) {
+	if (strchr(addr, ':')) {
 		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
 
 		a->sin6_family = AF_INET6;
-		a->sin6_port = htons((uint16_t)atoi(argv[2]));
-		if (inet_pton(AF_INET6, argv[1], &a->sin6_addr) != 1)
-			wl_die("bad address %s", argv[1]);
+		a->sin6_port = htons(listening ? 0 : (uint16_t)atoi(argv[2]));
+		if (inet_pton(AF_INET6, addr, &a->sin6_addr) != 1)
+			wl_die("bad address %s", addr);
 		sl = sizeof(*a);
 	} else {
 		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
 
 		a->sin_family = AF_INET;
-		a->sin_port = htons((uint16_t)atoi(argv[2]));
-		if (inet_pton(AF_INET, argv[1], &a->sin_addr) != 1)
-			wl_die("bad address %s", argv[1]);
+		a->sin_port = htons(listening ? 0 : (uint16_t)atoi(argv[2]));
+		if (inet_pton(AF_INET, addr, &a->sin_addr) != 1)
+			wl_die("bad address %s", addr);
 		sl = sizeof(*a);
 	}
 	s = socket(ss.ss_family, SOCK_STREAM, 0);
-	if (s < 0 || connect(s, (struct sockaddr *)&ss, sl) < 0)
-		wl_die("connect to %s port %s: %s", argv[1], argv[2], strerror(errno));
+	if (listening) {
+		char path[4096], tmp[4200];
+		int l = s;
+		FILE *f;
+
+		if (l < 0 || bind(l, (struct sockaddr *)&ss, sl) < 0 || listen(l, 1) < 0 ||
+		    getsockname(l, (struct sockaddr *)&ss, &sl) < 0)
+			wl_die("listen on %s: %s", addr, strerror(errno));
+		snprintf(path, sizeof(path), "%s/locked.port", wl_dir());
+		snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+		f = fopen(tmp, "w");
+		if (!f)
+			wl_die("%s: %s", tmp, strerror(errno));
+		fprintf(f, "%u\n", ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+							 : ((struct sockaddr_in6 *)&ss)->sin6_port));
+		fclose(f);
+		rename(tmp, path);
+		s = accept(l, NULL, NULL);
+		if (s < 0)
+			wl_die("accept: %s", strerror(errno));
+		close(l);
+	} else if (s < 0 || connect(s, (struct sockaddr *)&ss, sl) < 0) {
+		wl_die("connect to %s port %s: %s", addr, argv[2], strerror(errno));
+	}
 	nw_place(s, 40, "socket");
 	s = 40;
 	fcntl(s, F_SETFL, O_NONBLOCK);
@@ -120,6 +164,16 @@ int main(int argc, char **argv)
 			fprintf(f, "got=%zu sent=%zu\n", got, sent);
 			fclose(f);
 		}
+	}
+	{
+		struct stat a, b;
+		int nsfd = ioctl(s, SIOCGSKNS);
+
+		WL_CHECK(nsfd >= 0 && fstat(nsfd, &a) == 0 && stat("/proc/self/ns/net", &b) == 0 &&
+				 a.st_ino == b.st_ino,
+			 "the socket is not in the network namespace of the process");
+		if (nsfd >= 0)
+			close(nsfd);
 	}
 	WL_CHECK(got > 0 && sent > 0, "nothing flowed: got %zu, sent %zu", got, sent);
 	wl_finish();

@@ -5,7 +5,9 @@
  * takes one connection and sends stream 1 in 256-byte chunks every 5 ms
  * while it checks stream 2 coming back, until the other side ends its
  * stream; then it ends its own and writes "PASS got=N sent=M" or
- * "FAIL: why" to RESULT.  A reset (ECONNRESET, EPIPE) is a failure: the
+ * "FAIL: why" to RESULT.
+ * tcp_streamer connect ADDR PORT RESULT — the same as the client of a
+ * tcp_locked that listens.  A reset (ECONNRESET, EPIPE) is a failure: the
  * network lock must keep the peer from seeing one while the tree is gone.
  */
 #include "netwl.h"
@@ -42,41 +44,66 @@ int main(int argc, char **argv)
 	socklen_t sl = sizeof(ss);
 	size_t got = 0, sent = 0;
 	char res[512], port[32];
+	const char *result;
 	uint64_t end;
 	int l, s, one = 1;
 
-	if (argc != 4) {
-		fprintf(stderr, "usage: tcp_streamer ADDR PORTFILE RESULT\n");
-		return 2;
-	}
-	memset(&ss, 0, sizeof(ss));
-	if (strchr(argv[1], ':')) {
-		((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
-		inet_pton(AF_INET6, argv[1], &((struct sockaddr_in6 *)&ss)->sin6_addr);
-		sl = sizeof(struct sockaddr_in6);
+	if (argc == 5 && !strcmp(argv[1], "connect")) {
+		memset(&ss, 0, sizeof(ss));
+		if (strchr(argv[2], ':')) {
+			((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
+			((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)atoi(argv[3]));
+			inet_pton(AF_INET6, argv[2], &((struct sockaddr_in6 *)&ss)->sin6_addr);
+			sl = sizeof(struct sockaddr_in6);
+		} else {
+			((struct sockaddr_in *)&ss)->sin_family = AF_INET;
+			((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)atoi(argv[3]));
+			inet_pton(AF_INET, argv[2], &((struct sockaddr_in *)&ss)->sin_addr);
+			sl = sizeof(struct sockaddr_in);
+		}
+		result = argv[4];
+		s = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (s < 0 || connect(s, (struct sockaddr *)&ss, sl) < 0) {
+			snprintf(res, sizeof(res), "FAIL: connect to %s port %s: %s\n", argv[2], argv[3],
+				 strerror(errno));
+			put_file(result, res);
+			return 1;
+		}
+		fcntl(s, F_SETFL, O_NONBLOCK);
+	} else if (argc == 4) {
+		result = argv[3];
+		memset(&ss, 0, sizeof(ss));
+		if (strchr(argv[1], ':')) {
+			((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
+			inet_pton(AF_INET6, argv[1], &((struct sockaddr_in6 *)&ss)->sin6_addr);
+			sl = sizeof(struct sockaddr_in6);
+		} else {
+			((struct sockaddr_in *)&ss)->sin_family = AF_INET;
+			inet_pton(AF_INET, argv[1], &((struct sockaddr_in *)&ss)->sin_addr);
+			sl = sizeof(struct sockaddr_in);
+		}
+		l = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (l < 0 || bind(l, (struct sockaddr *)&ss, sl) < 0 || listen(l, 1) < 0 ||
+		    getsockname(l, (struct sockaddr *)&ss, &sl) < 0) {
+			snprintf(res, sizeof(res), "FAIL: listen on %s: %s\n", argv[1], strerror(errno));
+			put_file(result, res);
+			return 1;
+		}
+		snprintf(port, sizeof(port), "%u\n",
+			 ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+						       : ((struct sockaddr_in6 *)&ss)->sin6_port));
+		put_file(argv[2], port);
+		s = accept4(l, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		close(l);
+		if (s < 0) {
+			snprintf(res, sizeof(res), "FAIL: accept: %s\n", strerror(errno));
+			put_file(result, res);
+			return 1;
+		}
 	} else {
-		((struct sockaddr_in *)&ss)->sin_family = AF_INET;
-		inet_pton(AF_INET, argv[1], &((struct sockaddr_in *)&ss)->sin_addr);
-		sl = sizeof(struct sockaddr_in);
-	}
-	l = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (l < 0 || bind(l, (struct sockaddr *)&ss, sl) < 0 || listen(l, 1) < 0 ||
-	    getsockname(l, (struct sockaddr *)&ss, &sl) < 0) {
-		snprintf(res, sizeof(res), "FAIL: listen on %s: %s\n", argv[1], strerror(errno));
-		put_file(argv[3], res);
-		return 1;
-	}
-	snprintf(port, sizeof(port), "%u\n",
-		 ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
-					       : ((struct sockaddr_in6 *)&ss)->sin6_port));
-	put_file(argv[2], port);
-	s = accept4(l, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	close(l);
-	if (s < 0) {
-		snprintf(res, sizeof(res), "FAIL: accept: %s\n", strerror(errno));
-		put_file(argv[3], res);
-		return 1;
+		fprintf(stderr, "usage: tcp_streamer ADDR PORTFILE RESULT | tcp_streamer connect ADDR PORT RESULT\n");
+		return 2;
 	}
 	end = now_ms() + 180000;
 	res[0] = '\0';
@@ -115,7 +142,7 @@ int main(int argc, char **argv)
 		if (now_ms() > end)
 			snprintf(res, sizeof(res), "FAIL: the tree did not end its stream in 180 s\n");
 	}
-	put_file(argv[3], res);
+	put_file(result, res);
 	/* let the last bytes and our FIN go out before the socket closes */
 	sleep(1);
 	close(s);
