@@ -16,6 +16,8 @@
  * CKPT_TEST_NETNS=PATH: join that network namespace first (a tree with a
  * namespace of its own); at the end the socket must still belong to the
  * namespace the process is in (the restore made both in the new one).
+ * There fd 41 is a UDP socket bound to device eth0 (SO_BINDTODEVICE),
+ * which must stay bound to it.
  */
 #include "netwl.h"
 
@@ -98,6 +100,15 @@ int main(int argc, char **argv)
 	nw_place(s, 40, "socket");
 	s = 40;
 	fcntl(s, F_SETFL, O_NONBLOCK);
+	if (ns && *ns) {
+		int u = socket(AF_INET, SOCK_DGRAM, 0);
+		struct sockaddr_in any = { .sin_family = AF_INET };
+
+		if (u < 0 || setsockopt(u, SOL_SOCKET, SO_BINDTODEVICE, "eth0", 4) < 0 ||
+		    bind(u, (struct sockaddr *)&any, sizeof(any)) < 0)
+			wl_die("UDP socket on eth0: %s", strerror(errno));
+		nw_place(u, 41, "udp socket");
+	}
 	wl_ready();
 
 	for (;;) {
@@ -174,6 +185,14 @@ int main(int argc, char **argv)
 			 "the socket is not in the network namespace of the process");
 		if (nsfd >= 0)
 			close(nsfd);
+	}
+	if (ns && *ns) {
+		char dev[32] = "";
+		socklen_t dl = sizeof(dev) - 1;
+
+		WL_CHECK(getsockopt(41, SOL_SOCKET, SO_BINDTODEVICE, dev, &dl) == 0 &&
+				 !strcmp(dev, "eth0"),
+			 "fd 41: bound to device '%s', want eth0", dev);
 	}
 	WL_CHECK(got > 0 && sent > 0, "nothing flowed: got %zu, sent %zu", got, sent);
 	wl_finish();
