@@ -272,3 +272,18 @@ void net_unlock_ns(struct net_priv *p)
 	nft_run(p, "delete table inet " LOCK_NS_TABLE "\n", NULL, true);
 	p->ns_locked = false;
 }
+
+/* `check`: can nftables be driven here?  0 yes. */
+int net_lock_probe(void)
+{
+	struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+	int ret;
+
+	if (!ctx)
+		return -ENOMEM;
+	nft_ctx_buffer_output(ctx);
+	nft_ctx_buffer_error(ctx);
+	ret = nft_run_cmd_from_buffer(ctx, "list tables\n") ? -EIO : 0;
+	nft_ctx_free(ctx);
+	return ret;
+}

@@ -517,9 +517,11 @@ static int net_check(void *priv, char *msg, size_t len)
 		close(sv[1]);
 	}
 	rt = tcp_check_repair(why, sizeof(why));
-	snprintf(msg, len, "unix sockets (%s), udp, tcp listening; established tcp: %s",
+	snprintf(msg, len, "unix sockets (%s), udp, tcp listening; established tcp: %s; "
+			   "network lock: %s",
 		 diag ? "sock_diag works" : "sock_diag UNAVAILABLE: unix sockets cannot be dumped",
-		 rt == 0 ? "TCP_REPAIR works" : why);
+		 rt == 0 ? "TCP_REPAIR works" : why,
+		 net_lock_probe() == 0 ? "nftables works" : "nftables UNAVAILABLE (nf_tables module?)");
 	return 0;
 }
 

@@ -250,6 +250,8 @@ void net_lock_forget(struct net_priv *p);
 /* The whole namespace this thread is in. */
 int net_lock_ns(struct net_priv *p);
 void net_unlock_ns(struct net_priv *p);
+/* `check`: 0 when nftables answers here. */
+int net_lock_probe(void);
 
 /* ---- netns.c ---------------------------------------------------------------- */
 
