@@ -8,7 +8,7 @@
  * nftables through libnftables (no nft binary, no shell quoting, errors
  * come back as text we can log):
  *
- *  - tree in ckpt's network namespace: table inet ckpt_lock_ROOTPID holds
+ *  - tree in ckpt's network namespace: table inet ckpt_lock_ROOTPID_RANDOM holds
  *    the sets conn4/conn6 of (peer, peer port, local, local port); input
  *    drops what comes from such a peer, output what goes to it.  One table
  *    per tree, so unlocking is taking the table away; its name is saved in
@@ -26,6 +26,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 #include <nftables/libnftables.h>
 
 #include "net.h"
@@ -143,8 +146,16 @@ int net_lock_conn(struct net_priv *p, int family, const Ckpt__Net__InetAddr *loc
 		return -EINVAL;
 	}
 	first = !p->lock_name[0];
-	if (first)
-		snprintf(p->lock_name, sizeof(p->lock_name), "ckpt_lock_%d", (int)p->root);
+	if (first) {
+		uint32_t rnd = 0;
+
+		/* the root's pid alone may repeat: trees in pid namespaces of
+		 * their own share the host's network namespace */
+		if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+			rnd = (uint32_t)time(NULL) ^ (uint32_t)getpid();
+		snprintf(p->lock_name, sizeof(p->lock_name), "ckpt_lock_%d_%08x", (int)p->root,
+			 rnd);
+	}
 	t = p->lock_name;
 	if (asprintf(&cmd,
 		     "add table inet %s\n"
@@ -177,6 +188,7 @@ int net_lock_conn(struct net_priv *p, int family, const Ckpt__Net__InetAddr *loc
 		ret = save_lock_name(p);
 		if (ret)
 			return ret;
+		net_info(p, "the tree's TCP connections are locked in nftables table inet %s", t);
 	}
 	net_debug(p, "%s: locked in table inet %s", desc, t);
 	return 0;

@@ -49,6 +49,15 @@ print(subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True)
 '
 netns_snap() { nsenter -t "$1" -n python3 -c "$NETNS_SNAP_PY"; }
 
+# netns_lock_table DIR: the lock table the dump into DIR made (its log
+# names it; ckpt_lock_PID_RANDOM), empty when there is none.
+netns_lock_table() {
+	local t
+	t=$(grep -o 'locked in nftables table inet ckpt_lock_[0-9a-f_]*' "$1/dump.log" 2>/dev/null)
+	t=${t%%$'\n'*}
+	echo "${t##* }"
+}
+
 # The byte counts of the tree and of its peer must match: nothing lost,
 # nothing twice.  The tree writes "got=A sent=B", the peer "PASS got=B sent=A".
 netns_counts_match() {
@@ -77,12 +86,12 @@ net_lock_run() {
 	fi
 	port=$(<"$T/port")
 	start_wl net/tcp_locked 127.0.0.1 "$port" || { kill "$spid"; fail "$name" "workload did not get ready"; return; }
-	table=ckpt_lock_$PID
 	sleep 0.3
 	dump "$PID" "$D" --tcp-established
 	((CK_RC == 0)) || { kill "$spid"; fail "$name" "dump $CK_WHY: $(stderr_line dump)"; return; }
 	wait_until 10 gone "$PID" || { kill "$spid"; fail "$name" "pid $PID still runs after the dump"; return; }
-	if ! nft list table inet "$table" 2>/dev/null | grep -q "\. $port "; then
+	table=$(netns_lock_table "$D")
+	if [[ -z $table ]] || ! nft list table inet "$table" 2>/dev/null | grep -q "\. $port "; then
 		kill "$spid"
 		fail "$name" "no nftables table $table locks port $port after the dump"
 		return
@@ -230,7 +239,7 @@ sc_net_netns() {
 # repeated.  docs/migration.md
 # is the how-to of these same steps.
 sc_net_migrate() {
-	local name=net-migrate-two-hosts sfx A B C sub D=$T/img-a E=$T/img-b cpid port mac msg
+	local name=net-migrate-two-hosts sfx A B C sub D=$T/img-a E=$T/img-b cpid mac msg table
 	if ! netns_have_tools; then
 		report skip "$name" "ip, nft, nsenter or python3 missing"
 		return
@@ -274,7 +283,8 @@ sc_net_migrate() {
 	CKPT=$T/ckpt-on-A dump "$PID" "$D" --tcp-established
 	((CK_RC == 0)) || { mig_fail "dump on A $CK_WHY: $(stderr_line dump)"; return; }
 	wait_until 10 gone "$PID" || { mig_fail "pid $PID still runs after the dump"; return; }
-	nsenter --net=/run/netns/"$A" nft list table inet "ckpt_lock_$PID" >/dev/null 2>&1 ||
+	table=$(netns_lock_table "$D")
+	[[ -n $table ]] && nsenter --net=/run/netns/"$A" nft list table inet "$table" >/dev/null 2>&1 ||
 		{ mig_fail "host A does not lock the connection after the dump"; return; }
 	# "copy the images to host B"
 	cp -a "$D" "$E" || { mig_fail "cannot copy the images"; return; }
@@ -307,7 +317,7 @@ sc_net_migrate() {
 	msg=$(netns_counts_match "$T/peer.res") || { mig_fail "byte counts differ: $msg"; return; }
 	wait_until 10 gone "$PID" || { mig_fail "pid $PID still runs after reporting"; return; }
 	# host A's lock is left for its admin; take it away as the how-to says
-	nsenter --net=/run/netns/"$A" nft delete table inet "ckpt_lock_$PID"
+	nsenter --net=/run/netns/"$A" nft delete table inet "$table"
 	mig_cleanup
 	wait_until 5 no_others || { fail "$name" "processes left running: $(others)"; return; }
 	log "$name: $(<"$T/locked.count")"
