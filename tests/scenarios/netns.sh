@@ -11,6 +11,7 @@
 SCENARIOS+=(
 	"net_lock|net-lock-tcp-peer net-lock-control-reset"
 	"net_netns|net-fail-netns-external-missing net-netns-restore"
+	"net_netns_runs_on|net-netns-fail-dump-unlocks net-netns-leave-running"
 	"net_migrate|net-migrate-two-hosts"
 )
 
@@ -227,6 +228,66 @@ sc_net_netns() {
 	wait_until 10 eval "! ip link show $O >/dev/null 2>&1" || ip link del "$O" 2>/dev/null
 	wait_until 5 no_others || { fail "$name" "processes left running: $(others)"; return; }
 	log "$name: $(wc -l <"$T/ns.after") lines of namespace state equal; $(<"$T/locked.count")"
+	report pass "$name"
+}
+
+# A tree in a namespace of its own that runs on: a dump that fails (no
+# --tcp-established) and a dump -R must both leave its namespace unlocked,
+# its connection working.
+sc_net_netns_runs_on() {
+	local name=net-netns-fail-dump-unlocks sfx N O sub spid port msg
+	if ! netns_have_tools; then
+		report skip "$name" "ip, nft, nsenter or python3 missing"
+		report skip net-netns-leave-running "ip, nft, nsenter or python3 missing"
+		return
+	fi
+	sfx=$(printf '%04x' $((RANDOM)))
+	N=ckptns$sfx O=ckv$sfx sub=10.$((RANDOM % 200 + 20)).$((RANDOM % 250))
+	rm -rf "$T/img" "$T/port" "$T/peer.res" "$T/locked.count"
+	runs_fail() {
+		kill "$spid" 2>/dev/null
+		[[ -n ${PID:-} ]] && kill -9 "$PID" 2>/dev/null
+		ip netns del "$N" 2>/dev/null
+		fail "$name" "$1"
+		[[ $name == net-netns-fail-dump-unlocks ]] && report fail net-netns-leave-running "not run: $1"
+	}
+	if ! { ip netns add "$N" && ip link add "$O" type veth peer name eth0 netns "$N" &&
+		ip addr add "$sub.1/24" dev "$O" && ip link set "$O" up &&
+		ip -n "$N" link set lo up && ip -n "$N" link set eth0 up &&
+		ip -n "$N" addr add "$sub.2/24" dev eth0; }; then
+		spid=
+		runs_fail "cannot set up the network namespace"
+		return
+	fi
+	"$WL/net/tcp_streamer" "$sub.1" "$T/port" "$T/peer.res" >>"$T/streamer.out" 2>&1 &
+	spid=$!
+	wait_until 10 test -s "$T/port" || { runs_fail "the peer did not listen"; return; }
+	port=$(<"$T/port")
+	CKPT_TEST_NETNS=/run/netns/$N start_wl net/tcp_locked "$sub.1" "$port" ||
+		{ runs_fail "workload did not get ready"; return; }
+	sleep 0.3
+	dump "$PID" "$T/img"
+	((CK_RC == 1)) || { runs_fail "dump without --tcp-established $CK_WHY, want 1"; return; }
+	grep -q 'tcp-established' "$T/dump.stderr" || { runs_fail "unexpected error: $(stderr_line dump)"; return; }
+	alive "$PID" || { runs_fail "the tree died in the failed dump"; return; }
+	nsenter --net=/run/netns/"$N" nft list tables | grep -q ckpt_lock &&
+		{ runs_fail "the namespace stays locked after the failed dump"; return; }
+	report pass "$name"
+	name=net-netns-leave-running
+	rm -rf "$T/img"
+	dump "$PID" "$T/img" -R --tcp-established
+	((CK_RC == 0)) || { runs_fail "dump -R $CK_WHY: $(stderr_line dump)"; return; }
+	alive "$PID" || { runs_fail "the tree is gone after dump -R"; return; }
+	nsenter --net=/run/netns/"$N" nft list tables | grep -q ckpt_lock &&
+		{ runs_fail "the namespace stays locked after dump -R"; return; }
+	signal_wait "$PID" 60 || { runs_fail "no result after SIGUSR1: $(describe "$PID")"; return; }
+	result_is_pass || { runs_fail "workload: $(result_text)"; return; }
+	wait "$spid"
+	[[ $(<"$T/peer.res") == PASS* ]] || { runs_fail "the peer: $(<"$T/peer.res")"; return; }
+	msg=$(netns_counts_match "$T/peer.res") || { runs_fail "byte counts differ: $msg"; return; }
+	wait_until 10 gone "$PID" || { runs_fail "pid $PID still runs after reporting"; return; }
+	ip netns del "$N"
+	wait_until 5 no_others || { fail "$name" "processes left running: $(others)"; return; }
 	report pass "$name"
 }
 
