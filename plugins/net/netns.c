@@ -193,6 +193,23 @@ static void ns_dump_free(struct ns_dump *d)
 		_r;                                                        \
 	})
 
+/* The tunnel devices the kernel puts in every new namespace once their
+ * module is loaded: they come back by themselves. */
+static bool fallback_tunnel(const char *kind, const char *name)
+{
+	static const char *const fb[][2] = {
+		{ "ipip", "tunl0" },       { "sit", "sit0" },          { "ip6tnl", "ip6tnl0" },
+		{ "gre", "gre0" },         { "gretap", "gretap0" },    { "erspan", "erspan0" },
+		{ "ip6gre", "ip6gre0" },   { "ip6gretap", "ip6gretap0" }, { "ip6erspan", "ip6erspan0" },
+		{ "vti", "ip_vti0" },      { "vti6", "ip6_vti0" },
+	};
+
+	for (size_t i = 0; kind && name && i < sizeof(fb) / sizeof(fb[0]); i++)
+		if (!strcmp(kind, fb[i][0]) && !strcmp(name, fb[i][1]))
+			return true;
+	return false;
+}
+
 static int dump_links(struct net_priv *p, struct nl_sock *sk, struct ns_dump *d)
 {
 	struct nl_cache *cache;
@@ -213,6 +230,10 @@ static int dump_links(struct net_priv *p, struct nl_sock *sk, struct ns_dump *d)
 		if (!m)
 			return -ENOMEM;
 		ckpt__net__net_link__init(m);
+		if (fallback_tunnel(kind, name)) {
+			free(m);
+			continue;
+		}
 		if (flags & IFF_LOOPBACK)
 			kind = "loopback";
 		if (!kind) {
