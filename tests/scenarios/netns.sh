@@ -212,7 +212,7 @@ sc_net_netns() {
 	msg=$(check_pidfile "$PID") || { netns_fail "$msg"; return; }
 	# our end of the new veth gets its address back, as the host's network
 	# setup would do for a new interface
-	ip addr add "$sub.1/24" dev "$O" && ip link set "$O" up ||
+	{ ip addr add "$sub.1/24" dev "$O" && ip link set "$O" up; } ||
 		{ netns_fail "cannot set up $O again"; return; }
 	netns_snap "$PID" >"$T/ns.after"
 	if ! diff "$T/ns.before" "$T/ns.after" >"$T/ns.diff"; then
@@ -345,7 +345,7 @@ sc_net_migrate() {
 	((CK_RC == 0)) || { mig_fail "dump on A $CK_WHY: $(stderr_line dump)"; return; }
 	wait_until 10 gone "$PID" || { mig_fail "pid $PID still runs after the dump"; return; }
 	table=$(netns_lock_table "$D")
-	[[ -n $table ]] && nsenter --net=/run/netns/"$A" nft list table inet "$table" >/dev/null 2>&1 ||
+	{ [[ -n $table ]] && nsenter --net=/run/netns/"$A" nft list table inet "$table" >/dev/null 2>&1; } ||
 		{ mig_fail "host A does not lock the connection after the dump"; return; }
 	# "copy the images to host B"
 	cp -a "$D" "$E" || { mig_fail "cannot copy the images"; return; }
