@@ -53,6 +53,8 @@ static void usage(FILE *f)
 		"      --freeze-cgroup PATH  freeze this cgroup first for a consistent dump (cgroup)\n"
 		"      --manage-cgroups[=MODE] none, props, soft, full, strict (cgroup)\n"
 		"      --cgroup-root PATH  restore under another cgroup root (cgroup)\n"
+		"      --external veth[IN]:OUT  restore: veth IN of the tree's network namespace\n"
+		"                          gets its outside end named OUT (net)\n"
 		"      --json              machine-readable output for show, check and plugins\n"
 		"  -v[N], --verbose[=N]    more log output (N: 1 errors .. 4 debug; -v alone is 3)\n"
 		"  -o, --log-file FILE     write the log to FILE (relative to -D unless absolute)\n"
@@ -75,6 +77,7 @@ enum {
 	OPT_FREEZE_CGROUP,
 	OPT_MANAGE_CGROUPS,
 	OPT_CGROUP_ROOT,
+	OPT_EXTERNAL,
 };
 
 /* Plugin keys given on the command line, applied over the config file. */
@@ -104,6 +107,7 @@ int main(int argc, char **argv)
 		{ "freeze-cgroup", required_argument, NULL, OPT_FREEZE_CGROUP },
 		{ "manage-cgroups", optional_argument, NULL, OPT_MANAGE_CGROUPS },
 		{ "cgroup-root", required_argument, NULL, OPT_CGROUP_ROOT },
+		{ "external", required_argument, NULL, OPT_EXTERNAL },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -116,6 +120,7 @@ int main(int argc, char **argv)
 	bool have_pid = false;
 	struct plugin_opt popts[32];
 	size_t npopts = 0;
+	static char ext_veth[1024];
 
 	while ((opt = getopt_long(argc, argv, "t:D:Rdv::o:hV", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -174,6 +179,22 @@ int main(int argc, char **argv)
 			pidns = true;
 			break;
 		case OPT_SHELL_JOB:
+		case OPT_EXTERNAL: {
+			/* CRIU's --external veth[IN]:OUT; repeated ones add up */
+			const char *close = strstr(optarg, "]:");
+			if (strncmp(optarg, "veth[", 5) || !close || close == optarg + 5 || !close[2]) {
+				fprintf(stderr, "ckpt: --external \"%s\": expected veth[INNER]:OUTER\n", optarg);
+				return 1;
+			}
+			size_t used = strlen(ext_veth);
+			int n = snprintf(ext_veth + used, sizeof(ext_veth) - used, "%s%.*s:%s",
+					 used ? "," : "", (int)(close - optarg - 5), optarg + 5, close + 2);
+			if (n < 0 || (size_t)n >= sizeof(ext_veth) - used) {
+				fprintf(stderr, "ckpt: too many --external options\n");
+				return 1;
+			}
+			break;
+		}
 		case OPT_PLUGIN_OPT:
 		case OPT_TCP_ESTABLISHED:
 		case OPT_EXT_UNIX_SK:
@@ -282,6 +303,11 @@ int main(int argc, char **argv)
 		log_set_verbosity(cfg.log_level);
 	for (size_t i = 0; i < npopts; i++) {
 		ret = config_set(&cfg, popts[i].plugin, popts[i].key, popts[i].value);
+		if (ret)
+			goto out_cfg;
+	}
+	if (ext_veth[0]) {
+		ret = config_set(&cfg, "net", "external_veth", ext_veth);
 		if (ret)
 			goto out_cfg;
 	}

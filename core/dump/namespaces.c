@@ -123,10 +123,17 @@ int dump_namespaces(struct dtask *root, Ckpt__TaskCore *c)
 {
 	int ret;
 
-	static const char *const refused[] = { "mnt", "net", "cgroup" };
+	static const char *const refused[] = { "mnt", "cgroup" };
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
 		if (ns_own(root->pid, refused[i]) && ns_refuse(root->pid, refused[i]))
 			return -ENOTSUP;
+	}
+	/* the net plugin saves and recreates it; without it the tree would
+	 * silently come back in ckpt's own */
+	if (ns_own(root->pid, "net") && !plugin_find("net")) {
+		pr_err("dump", "PID %d has a network namespace of its own; enable the net plugin to dump it",
+		       root->pid);
+		return -ENOTSUP;
 	}
 	if (ns_own(root->pid, "uts")) {
 		struct utsname u;

@@ -338,6 +338,7 @@ static int net_init(const struct ckpt_host *host, void **priv)
 	if (!p)
 		return -ENOMEM;
 	p->host = host;
+	p->home_netns = p->tree_netns = -1;
 	read_config(p);
 	*priv = p;
 	return 0;
@@ -351,6 +352,7 @@ static void net_fini(void *priv)
 		return;
 	drop_images(p);
 	tcp_drop_holds(p);
+	netns_leave(p);
 	free(p->holds);
 	unix_restore_cleanup(p);
 	free_tables(p);
@@ -367,6 +369,9 @@ static int net_dump_start(void *priv, pid_t root)
 	drop_images(p);
 	tcp_drop_holds(p);
 	drop_dump_state(p);
+	netns_leave(p);
+	net_lock_forget(p);
+	p->restoring = false;
 	read_config(p);
 	p->root = root;
 	return 0;
@@ -375,9 +380,13 @@ static int net_dump_start(void *priv, pid_t root)
 static int net_tree_frozen(void *priv, pid_t root)
 {
 	struct net_priv *p = priv;
+	int ret;
 
 	p->root = root;
-	return scan_tree(p, root);
+	/* before any socket is looked at: sock_diag and the lock must work in
+	 * the tree's namespace */
+	ret = netns_dump(p, root);
+	return ret ? ret : scan_tree(p, root);
 }
 
 static int net_dump_finish(void *priv, int ok)
@@ -402,8 +411,25 @@ static int net_dump_finish(void *priv, int ok)
 	 * work again.  When it is killed instead, fini closes the plugin's
 	 * references in repair mode. */
 	tcp_dump_release(p, ok && !ret);
+	/* killed: the lock stays until the restore; else the tree runs on.
+	 * dump_released undoes it should the dump still fail after this. */
+	if (!ok || ok == 2 || ret)
+		net_unlock_conns(p);
+	netns_dump_finish(p, ret ? 0 : ok);
 	drop_dump_state(p);
 	return ret;
+}
+
+static int net_dump_released(void *priv, pid_t root, int ok)
+{
+	struct net_priv *p = priv;
+
+	(void)root;
+	if (!ok)
+		net_unlock_conns(p);
+	net_lock_forget(p);
+	netns_dump_released(p, ok);
+	return 0;
 }
 
 static int cmp_rec_id(const void *a, const void *b, void *arg)
@@ -446,19 +472,29 @@ static int net_restore_start(void *priv)
 	unix_restore_cleanup(p);
 	tcp_drop_holds(p);
 	free_tables(p);
+	netns_leave(p);
+	net_lock_forget(p);
+	p->restoring = true;
 	read_config(p);
 	for (int i = 0; i < NET_NCLASSES; i++) {
 		ret = load_table(p, i);
 		if (ret)
 			goto fail;
 	}
-	ret = unix_restore_all(p);
+	/* the namespace first: every socket is made in it */
+	ret = netns_restore(p);
+	if (!ret)
+		ret = net_lock_restore(p);
+	if (!ret)
+		ret = unix_restore_all(p);
 	if (ret)
 		goto fail;
 	return 0;
 fail:
 	unix_restore_cleanup(p);
 	free_tables(p);
+	netns_leave(p);
+	net_lock_forget(p);
 	return ret;
 }
 
@@ -472,10 +508,14 @@ static int net_restore_finish(void *priv, int ok)
 {
 	struct net_priv *p = priv;
 
-	(void)ok;
 	unix_restore_cleanup(p);
 	tcp_drop_holds(p);
 	free_tables(p);
+	/* a failed restore keeps the connections locked for the next try */
+	if (ok)
+		net_unlock_conns(p);
+	net_lock_forget(p);
+	netns_restore_finish(p, ok);
 	return 0;
 }
 
@@ -494,9 +534,11 @@ static int net_check(void *priv, char *msg, size_t len)
 		close(sv[1]);
 	}
 	rt = tcp_check_repair(why, sizeof(why));
-	snprintf(msg, len, "unix sockets (%s), udp, netlink, packet, tcp listening; established tcp: %s",
+	snprintf(msg, len, "unix sockets (%s), udp, netlink, packet, tcp listening; established "
+			   "tcp: %s; network lock: %s",
 		 diag ? "sock_diag works" : "sock_diag UNAVAILABLE: unix sockets cannot be dumped",
-		 rt == 0 ? "TCP_REPAIR works" : why);
+		 rt == 0 ? "TCP_REPAIR works" : why,
+		 net_lock_probe() == 0 ? "nftables works" : "nftables UNAVAILABLE (nf_tables module?)");
 	return 0;
 }
 
@@ -528,11 +570,12 @@ static int check_netns(struct net_priv *p, const struct ckpt_fd_info *fd)
 
 	if (ns < 0)
 		return 0; /* no way to tell here */
-	if (fstat(ns, &sk) == 0 && stat("/proc/self/ns/net", &self) == 0 &&
+	/* this thread is in the tree's namespace when it has one */
+	if (fstat(ns, &sk) == 0 && stat("/proc/thread-self/ns/net", &self) == 0 &&
 	    (sk.st_ino != self.st_ino || sk.st_dev != self.st_dev)) {
 		close(ns);
 		net_err(p, "fd %d of PID %d: socket %s belongs to another network namespace than "
-			   "ckpt's; network namespaces are not supported yet, run ckpt inside it",
+			   "the tree's; sockets of other namespaces are not supported",
 			fd->fd, (int)fd->pid, fd->link);
 		return -EXDEV;
 	}
@@ -649,6 +692,13 @@ static const struct ckpt_config_key net_config[] = {
 		.help = "allow unix sockets whose peer is outside the dumped tree "
 			"(reconnected by name at restore); --ext-unix-sk",
 	},
+	{
+		.key = "external_veth",
+		.type = CKPT_CFG_STRING,
+		.def = NULL,
+		.help = "restore: INNER:OUTER[,...] names the outside end of each veth of the "
+			"tree's network namespace whose peer was outside; --external veth[INNER]:OUTER",
+	},
 	{ .key = NULL },
 };
 
@@ -661,6 +711,7 @@ static const struct ckpt_lifecycle_hooks net_lifecycle = {
 	.restore_resume = net_restore_resume,
 	.restore_finish = net_restore_finish,
 	.check = net_check,
+	.dump_released = net_dump_released,
 };
 
 static const struct ckpt_fd_hooks net_fd_hooks = {
@@ -676,6 +727,8 @@ static const ProtobufCMessageDescriptor *const net_image_types[] = {
 	&ckpt__net__udp_sk__descriptor,
 	&ckpt__net__netlink_sk__descriptor,
 	&ckpt__net__packet_sk__descriptor,
+	&ckpt__net__net_ns__descriptor,
+	&ckpt__net__net_lock__descriptor,
 	NULL,
 };
 
@@ -684,7 +737,8 @@ CKPT_PLUGIN_EXPORT = {
 	.abi_minor = CKPT_PLUGIN_ABI_MINOR,
 	.name = NET_NAME,
 	.version = "0.1.0",
-	.description = "unix, TCP (established via TCP_REPAIR), UDP, netlink and packet sockets",
+	.description = "unix, TCP (established via TCP_REPAIR), UDP, netlink and packet sockets, "
+		       "the network lock, network namespaces",
 	.config = net_config,
 	.init = net_init,
 	.fini = net_fini,

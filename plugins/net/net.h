@@ -19,6 +19,8 @@
  *   packet.c       packet sockets
  *   sock_diag.c    one NETLINK_SOCK_DIAG dump, message by message
  *   filter.c       classic BPF socket filters
+ *   lock.c         the network lock (nftables through libnftables)
+ *   netns.c        the tree's own network namespace (libnl-route-3)
  */
 #ifndef CKPT_NET_H
 #define CKPT_NET_H
@@ -91,6 +93,13 @@ struct unix_diag_ent {
 	uint8_t shutdown;
 };
 
+/* One locked TCP connection (addresses in network order, ports in host order). */
+struct lock_conn {
+	int family;
+	uint8_t local[16], peer[16];
+	uint16_t lport, pport;
+};
+
 struct net_priv {
 	const struct ckpt_host *host;
 	bool tcp_established;
@@ -109,6 +118,15 @@ struct net_priv {
 	/* dump and restore */
 	struct tcp_hold *holds;
 	size_t nholds, holds_cap;
+
+	/* network lock and namespace, dump and restore */
+	char lock_name[64]; /* the lock table of this tree's connections, or "" */
+	bool lock_table;    /* it is set up */
+	bool restoring;
+	bool ns_locked;     /* the tree's own namespace is locked as a whole */
+	int home_netns;     /* ckpt's network namespace, or -1 */
+	int tree_netns;     /* the tree's own, or -1 */
+	bool in_tree_netns; /* this thread has joined it */
 
 	/* restore */
 	struct net_table tables[NET_NCLASSES];
@@ -240,6 +258,40 @@ int sock_filter_dump(struct net_priv *p, int fd, ProtobufCBinaryData *out, bool 
 		     const char *what);
 int sock_filter_restore(struct net_priv *p, int fd, const ProtobufCBinaryData *f, bool locked,
 			const char *what);
+/* ---- lock.c ---------------------------------------------------------------- */
+
+/* Run nft commands (libnftables) in this thread's namespace; out: its
+ * output, malloc'd.  quiet_enoent: a missing object is not logged. */
+int nft_run(struct net_priv *p, const char *cmd, char **out, bool quiet_enoent);
+/* Drop the packets of one connection until net_unlock_conns. */
+int net_lock_conn(struct net_priv *p, int family, const Ckpt__Net__InetAddr *local,
+		  const Ckpt__Net__InetAddr *peer, const char *desc);
+/* restore_start: lock the established connections of net-tcp.img. */
+int net_lock_restore(struct net_priv *p);
+/* Take the lock table away. */
+void net_unlock_conns(struct net_priv *p);
+/* Forget it, leaving it in place (the tree was killed: it waits for the
+ * restore). */
+void net_lock_forget(struct net_priv *p);
+/* The whole namespace this thread is in. */
+int net_lock_ns(struct net_priv *p);
+void net_unlock_ns(struct net_priv *p);
+/* `check`: 0 when nftables answers here. */
+int net_lock_probe(void);
+
+/* ---- netns.c ---------------------------------------------------------------- */
+
+/* tree_frozen: when the tree has a network namespace of its own, join it,
+ * save it to net-ns.img and lock it. */
+int netns_dump(struct net_priv *p, pid_t root);
+/* ok as dump_finish's: unlock unless the tree is killed; leave it. */
+void netns_dump_finish(struct net_priv *p, int ok);
+void netns_dump_released(struct net_priv *p, int ok);
+/* restore_start: recreate the saved namespace and move this thread in. */
+int netns_restore(struct net_priv *p);
+void netns_restore_finish(struct net_priv *p, int ok);
+/* Back to ckpt's namespace, fds closed. */
+void netns_leave(struct net_priv *p);
 
 /* ---- inet.c ---------------------------------------------------------------- */
 

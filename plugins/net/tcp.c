@@ -7,7 +7,8 @@
  * and options.  Established connections need tcp_established
  * (--tcp-established) and TCP_REPAIR:
  *
- * Dump: a reference to the task's socket is kept and put in repair mode;
+ * Dump: the connection is locked (lock.c), a reference to the task's
+ * socket is kept and put in repair mode;
  * for each queue TCP_REPAIR_QUEUE + TCP_QUEUE_SEQ give the sequence number
  * and MSG_PEEK its contents (the receive queue: bytes not read by the task;
  * the send queue: bytes not acknowledged by the peer, of which SIOCOUTQNSD
@@ -424,6 +425,11 @@ int tcp_dump(struct net_priv *p, const struct ckpt_fd_info *fd, uint32_t obj_id,
 
 		inet_addr_from(&pss, &pa);
 		r.peer = &pa;
+		/* nothing may arrive while the queues are read, and the peer must
+		 * see no reset once the task is gone */
+		ret = net_lock_conn(p, family, &la, &pa, desc);
+		if (ret)
+			goto out;
 		h.fd = fcntl(s, F_DUPFD_CLOEXEC, 0);
 		if (h.fd < 0) {
 			ret = net_errno(errno);
@@ -533,6 +539,7 @@ static int restore_conn(struct net_priv *p, int s, const Ckpt__Net__TcpSk *r, co
 	socklen_t plen;
 	size_t nopts = 0, sent_part;
 	const char *step;
+	bool transparent = false;
 	int v;
 
 	if (!c || !r->peer || inet_addr_to(r->peer, (int)r->family, &pss, &plen) < 0 || !r->local) {
@@ -557,11 +564,36 @@ static int restore_conn(struct net_priv *p, int s, const Ckpt__Net__TcpSk *r, co
 	    setsockopt(s, IPPROTO_TCP, TCP_QUEUE_SEQ, &c->recv_seq, sizeof(c->recv_seq)) < 0)
 		goto err;
 	step = "bind to the local address";
-	if (bind(s, (struct sockaddr *)lss, llen) < 0)
-		goto err;
+	if (bind(s, (struct sockaddr *)lss, llen) < 0) {
+		int lvl = r->family == AF_INET6 ? SOL_IPV6 : SOL_IP;
+		int opt = r->family == AF_INET6 ? IPV6_TRANSPARENT : IP_TRANSPARENT;
+
+		if (errno != EADDRNOTAVAIL)
+			goto err;
+		/* a migration: the address comes to this host once the tree
+		 * runs (until then nobody here answers for it, so the peer
+		 * gets no reset); a transparent socket may use it already */
+		v = 1;
+		if (setsockopt(s, lvl, opt, &v, sizeof(v)) < 0 ||
+		    bind(s, (struct sockaddr *)lss, llen) < 0) {
+			errno = EADDRNOTAVAIL;
+			goto err;
+		}
+		transparent = !(r->ip && r->ip->has_transparent && r->ip->transparent);
+		net_info(p, "restore: %s: the local address is not on this host (yet); bound "
+			    "transparently",
+			 desc);
+	}
 	step = "connect in repair mode";
 	if (connect(s, (struct sockaddr *)&pss, plen) < 0)
 		goto err;
+	if (transparent) {
+		int lvl = r->family == AF_INET6 ? SOL_IPV6 : SOL_IP;
+		int opt = r->family == AF_INET6 ? IPV6_TRANSPARENT : IP_TRANSPARENT;
+
+		v = 0;
+		setsockopt(s, lvl, opt, &v, sizeof(v));
+	}
 
 	if (c->has_mss_clamp) {
 		opts[nopts].opt_code = TCPOPT_MAXSEG;
