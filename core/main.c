@@ -178,7 +178,6 @@ int main(int argc, char **argv)
 		case OPT_PIDNS:
 			pidns = true;
 			break;
-		case OPT_SHELL_JOB:
 		case OPT_EXTERNAL: {
 			/* CRIU's --external veth[IN]:OUT; repeated ones add up */
 			const char *close = strstr(optarg, "]:");
@@ -196,6 +195,7 @@ int main(int argc, char **argv)
 			break;
 		}
 		case OPT_PLUGIN_OPT:
+		case OPT_SHELL_JOB:
 		case OPT_TCP_ESTABLISHED:
 		case OPT_EXT_UNIX_SK:
 		case OPT_FREEZE_CGROUP:
