@@ -2,7 +2,8 @@
 /*
  * fs plugin: descriptor, init/fini, lifecycle hooks and the dispatch of the
  * fd hooks to the resource classes (regfile.c, chrdev.c, fifo.c, pipe.c,
- * eventfd.c, signalfd.c, timerfd.c, epoll.c, inotify.c, memfd.c, tty.c).
+ * eventfd.c, signalfd.c, timerfd.c, epoll.c, inotify.c, memfd.c, tty.c,
+ * ghost.c).
  *
  * Dump: the core calls the fd dump hook once per open file; the class saves
  * one record to its image (created at its first object).  dump_finish
@@ -36,6 +37,7 @@ static const char *const fs_class_names[] = {
 	[FS_INOTIFY] = "inotify",
 	[FS_MEMFD] = "memfd",
 	[FS_TTY] = "tty",
+	[FS_GHOST] = "ghost",
 	[FS_NCLASSES] = NULL,
 };
 
@@ -51,6 +53,7 @@ static const struct fs_class *const fs_classes[FS_NCLASSES] = {
 	[FS_INOTIFY] = &fs_inotify_class,
 	[FS_MEMFD] = &fs_memfd_class,
 	[FS_TTY] = &fs_tty_class,
+	[FS_GHOST] = &fs_ghost_class,
 };
 
 /* ---- helpers shared by the classes --------------------------------------- */
@@ -418,6 +421,9 @@ static void drop_images(struct fs_priv *p)
 	if (p->memfd_data)
 		p->host->img_close(p->memfd_data);
 	p->memfd_data = NULL;
+	if (p->ghost_data)
+		p->host->img_close(p->ghost_data);
+	p->ghost_data = NULL;
 	forget_seen(p);
 }
 
@@ -617,7 +623,7 @@ static int fs_check(void *priv, char *msg, size_t len)
 	(void)priv;
 	snprintf(msg, len, "regular files, character devices (null, zero, full, random, "
 			   "urandom), fifos and pipes with their data, eventfd, signalfd, timerfd, "
-			   "epoll, inotify, memfd, ptys and terminals (--shell-job)");
+			   "epoll, inotify, memfd, deleted (ghost) files, ptys and terminals (--shell-job)");
 	return 0;
 }
 
@@ -635,6 +641,8 @@ static int fs_fd_dump(void *priv, const struct ckpt_fd_info *fd, uint32_t obj_id
 		return CKPT_NOT_MINE;
 	if (S_ISREG(m) && fd->st.st_nlink == 0 && !strncmp(fd->link, "/memfd:", 7))
 		cls = FS_MEMFD;
+	else if (fs_is_ghost(fd->link, &fd->st))
+		cls = FS_GHOST;
 	else if (S_ISREG(m))
 		cls = FS_REGFILE;
 	else if (S_ISCHR(m) && fs_tty_claims(p, fd))
@@ -759,13 +767,17 @@ static int fs_fd_restore_in_task(void *priv, const char *klass, uint32_t obj_id,
 	return c->restore_in_task(p, rec, fd);
 }
 
-/* ---- mappings: memfds ------------------------------------------------------------ */
+/* ---- mappings: memfds and deleted files ------------------------------------------------------------ */
 
-static const char *const fs_vma_classes[] = { "memfd", NULL };
+static const char *const fs_vma_classes[] = { "memfd", "ghost", NULL };
 
 static int fs_vma_dump(void *priv, const struct ckpt_vma_info *v, uint32_t *obj_id,
 		       const char **klass)
 {
+	if (fs_is_ghost(v->path, &v->st)) {
+		*klass = "ghost";
+		return ghost_dump_vma(priv, v, obj_id);
+	}
 	if (!v->path || strncmp(v->path, "/memfd:", 7) || !S_ISREG(v->st.st_mode))
 		return CKPT_NOT_MINE;
 	*klass = "memfd";
@@ -835,6 +847,8 @@ static const ProtobufCMessageDescriptor *const fs_image_types[] = {
 	&ckpt__fs__memfd__descriptor,
 	&ckpt__fs__memfd_data__descriptor,
 	&ckpt__fs__tty__descriptor,
+	&ckpt__fs__ghost__descriptor,
+	&ckpt__fs__ghost_data__descriptor,
 	NULL,
 };
 
@@ -844,7 +858,7 @@ CKPT_PLUGIN_EXPORT = {
 	.name = FS_NAME,
 	.version = "0.2.0",
 	.description = "regular files, character devices, fifos, pipes, eventfd, signalfd, "
-		       "timerfd, epoll, inotify, memfd and terminals",
+		       "timerfd, epoll, inotify, memfd, deleted files and terminals",
 	.config = fs_config,
 	.init = fs_init,
 	.fini = fs_fini,

@@ -4,7 +4,8 @@
  *
  * fs.c holds the descriptor, init/fini, lifecycle hooks and the fd hook
  * dispatch; each resource class (regfile.c, chrdev.c, fifo.c, pipe.c,
- * eventfd.c, signalfd.c, timerfd.c, epoll.c, inotify.c, memfd.c, tty.c)
+ * eventfd.c, signalfd.c, timerfd.c, epoll.c, inotify.c, memfd.c, tty.c,
+ * ghost.c)
  * supplies a struct fs_class with its dump and restore functions.  Records of a class
  * go to one framed image, created at the first object of the class.
  */
@@ -37,6 +38,7 @@ enum fs_class_id {
 	FS_INOTIFY,
 	FS_MEMFD,
 	FS_TTY,
+	FS_GHOST,
 	FS_NCLASSES,
 };
 
@@ -88,6 +90,7 @@ struct fs_priv {
 	/* dump */
 	struct ckpt_img *img[FS_NCLASSES];
 	struct ckpt_img *memfd_data; /* fs-memfd-data.img */
+	struct ckpt_img *ghost_data; /* fs-ghost-data.img */
 	uint32_t vma_ids;            /* ids given to memfd mappings */
 	struct fs_seen *seen;
 	size_t nseen, seen_cap;
@@ -140,6 +143,7 @@ extern const struct fs_class fs_epoll_class;
 extern const struct fs_class fs_inotify_class;
 extern const struct fs_class fs_memfd_class;
 extern const struct fs_class fs_tty_class;
+extern const struct fs_class fs_ghost_class;
 
 /* tty.c: true when fd is a terminal (claimed by class "tty"); forget what
  * a dump learned; at restore_resume, lock the ptys again and set their
@@ -149,6 +153,10 @@ void fs_tty_forget(struct fs_priv *p);
 int fs_tty_restore_resume(struct fs_priv *p);
 /* memfd.c: the memfd behind a mapping (vma hooks) */
 int memfd_dump_vma(struct fs_priv *p, const struct ckpt_vma_info *v, uint32_t *obj_id);
+/* ghost.c: a regular file unlinked while open (link names it deleted);
+ * the deleted file behind a mapping (vma hooks) */
+bool fs_is_ghost(const char *link, const struct stat *st);
+int ghost_dump_vma(struct fs_priv *p, const struct ckpt_vma_info *v, uint32_t *obj_id);
 
 /* Write one record of class cls to its image (created on first use). */
 int fs_save(struct fs_priv *p, enum fs_class_id cls, const ProtobufCMessage *msg);
