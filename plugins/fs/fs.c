@@ -390,6 +390,12 @@ static void read_config(struct fs_priv *p)
 	p->skip_file_check = parse_bool(v, false);
 	v = NULL;
 	if (p->host->config_get)
+		v = p->host->config_get(FS_NAME, "file_validation");
+	p->file_validation = v;
+	if (v && !strcmp(v, "none"))
+		p->skip_file_check = true;
+	v = NULL;
+	if (p->host->config_get)
 		v = p->host->config_get(FS_NAME, "shell_job");
 	p->shell_job = parse_bool(v, false);
 }
@@ -582,6 +588,13 @@ static int fs_restore_start(void *priv)
 	release_keeps(p);
 	p->nin_task_done = 0;
 	read_config(p);
+	if (p->file_validation && strcmp(p->file_validation, "filesize") &&
+	    strcmp(p->file_validation, "none")) {
+		fs_err(p, "restore: file_validation '%s' is not known; use filesize (the default) or "
+			  "none (--file-validation=none)",
+		       p->file_validation);
+		return -EINVAL;
+	}
 	for (int i = 0; i < FS_NCLASSES; i++) {
 		ret = load_table(p, i);
 		if (ret) {
@@ -805,6 +818,12 @@ static const struct ckpt_config_key fs_config[] = {
 		.type = CKPT_CFG_BOOL,
 		.def = "false",
 		.help = "restore regular files even when their size changed since the dump",
+	},
+	{
+		.key = "file_validation",
+		.type = CKPT_CFG_STRING,
+		.def = "filesize",
+		.help = "how restore checks regular files: filesize, or none (--file-validation)",
 	},
 	{
 		.key = "shell_job",

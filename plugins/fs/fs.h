@@ -84,7 +84,8 @@ struct fs_tty_scan; /* tty.c: the terminals the dumped tree holds */
 
 struct fs_priv {
 	const struct ckpt_host *host;
-	bool skip_file_check;
+	bool skip_file_check; /* also file_validation = none */
+	const char *file_validation; /* the config value (filesize, none) */
 	bool shell_job; /* terminals outside the tree are the restoring shell's */
 
 	/* dump */

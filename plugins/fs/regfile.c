@@ -5,8 +5,10 @@
  * Dump saves the path, status flags, position and, to notice a file that
  * changed in between, its size and mtime.  Restore opens the path again
  * with the same access mode and status flags (never creating or truncating
- * anything), checks it is the same size unless skip_file_check is set, and
- * seeks to the saved position.  Unlinked files and memfds are for later.
+ * anything), checks it is the same size unless skip_file_check is set (or
+ * file_validation = none, --file-validation=none), and
+ * seeks to the saved position.  A file that is gone is always an error.
+ * Unlinked files are ghost.c's, memfds memfd.c's.
  */
 #include <stdio.h>
 #include <string.h>
@@ -119,8 +121,8 @@ static int regfile_restore(struct fs_priv *p, const ProtobufCMessage *m, int *ou
 		goto err;
 	}
 	if (!p->skip_file_check && r->has_size && (uint64_t)st.st_size != r->size) {
-		fs_err(p, "restore: %s changed since the dump (size %llu -> %llu); restore it or set "
-			  "skip_file_check",
+		fs_err(p, "restore: %s changed since the dump (size %llu -> %llu); put the dumped "
+			  "version back, or restore with --file-validation=none",
 		       r->path, (unsigned long long)r->size, (unsigned long long)st.st_size);
 		e = ESTALE;
 		goto err;

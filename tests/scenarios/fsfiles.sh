@@ -43,3 +43,51 @@ sc_fsf_ghost_flip() {
 		report fail $name "a file was created by the refused restore"
 	fi
 }
+
+SCENARIOS+=(
+	"fsf_regfile_gone|fail-fs-regfile-gone"
+	"fsf_regfile_resized|fail-fs-regfile-resized fs-regfile-resized-skip"
+)
+
+# fsf_regfile_dump NAME: start fs/regfile and dump it; 0 when dumped.
+fsf_regfile_dump() {
+	fsf_prep
+	start_wl fs/regfile || { fail "$1" "workload did not get ready"; return 1; }
+	dump "$PID" "$T/img"
+	((CK_RC == 0)) || { fail "$1" "dump $CK_WHY: $(stderr_line dump)"; return 1; }
+	wait_until 10 gone "$PID" || { fail "$1" "pid $PID still runs after the dump"; return 1; }
+}
+
+sc_fsf_regfile_gone() {
+	local name=fail-fs-regfile-gone
+	fsf_regfile_dump $name || return
+	rm -f "$T/regfile-data"
+	expect_restore_fail $name "$T/img" 'regfile-data is gone.*put it back'
+}
+
+# Grown by 4 KiB: refused; with --file-validation=none it restores and the
+# workload finds its first 8 KiB and its position.
+sc_fsf_regfile_resized() {
+	local name=fail-fs-regfile-resized
+	fsf_regfile_dump $name || {
+		report fail fs-regfile-resized-skip "not reached: the dump failed"
+		return
+	}
+	head -c 4096 /dev/urandom >>"$T/regfile-data"
+	expect_restore_fail $name "$T/img" 'regfile-data changed since the dump \(size 8192 -> 12288\).*--file-validation=none'
+	restore "$T/img" --file-validation=none
+	((CK_RC == 0)) || { fail fs-regfile-resized-skip "restore $CK_WHY: $(stderr_line restore)"; return; }
+	cycle_restore_only_after fs-regfile-resized-skip
+}
+
+# The checks of cycle_restore_only, once restore ran.
+cycle_restore_only_after() {
+	local name=$1 msg
+	alive "$PID" || { fail "$name" "pid $PID is not running after restore -d"; return; }
+	msg=$(check_pidfile "$PID") || { fail "$name" "$msg"; return; }
+	signal_wait "$PID" 60 || { fail "$name" "no result after SIGUSR1: $(describe "$PID")"; return; }
+	result_is_pass || { fail "$name" "workload: $(result_text)"; return; }
+	wait_until 10 gone "$PID" || { fail "$name" "pid $PID still runs after reporting"; return; }
+	wait_until 5 no_others || { fail "$name" "processes left running: $(others)"; return; }
+	report pass "$name"
+}
