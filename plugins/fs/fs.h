@@ -154,6 +154,17 @@ void fs_tty_forget(struct fs_priv *p);
 int fs_tty_restore_resume(struct fs_priv *p);
 /* memfd.c: the memfd behind a mapping (vma hooks) */
 int memfd_dump_vma(struct fs_priv *p, const struct ckpt_vma_info *v, uint32_t *obj_id);
+/* locks.c: the flock, OFD and POSIX locks on the file behind local_fd
+ * (malloc'd array, free with fs_locks_free); take the flock/OFD ones on a
+ * restored open file; inside the restored task, its POSIX ones.  0 or
+ * -errno after an error was logged naming what. */
+int fs_locks_dump(struct fs_priv *p, int local_fd, const struct stat *st, const char *what,
+		  Ckpt__Fs__FileLock ***arr, size_t *n);
+void fs_locks_free(Ckpt__Fs__FileLock **arr, size_t n);
+int fs_locks_restore(struct fs_priv *p, int fd, Ckpt__Fs__FileLock *const *l, size_t n,
+		     const char *what);
+int fs_locks_restore_in_task(struct fs_priv *p, int fd, Ckpt__Fs__FileLock *const *l, size_t n,
+			     const char *what);
 /* ghost.c: a regular file unlinked while open (link names it deleted);
  * the deleted file behind a mapping (vma hooks) */
 bool fs_is_ghost(const char *link, const struct stat *st);

@@ -158,9 +158,12 @@ out:
 
 /* One record of the ghost file behind lfd; contents with the first. */
 static int ghost_save(struct fs_priv *p, int lfd, const struct stat *st, const char *link,
-		      unsigned int flags, int64_t pos, uint32_t obj_id, const char *what)
+		      unsigned int flags, int64_t pos, uint32_t obj_id, const char *what,
+		      bool with_locks)
 {
 	Ckpt__Fs__Ghost r = CKPT__FS__GHOST__INIT;
+	Ckpt__Fs__FileLock **locks = NULL;
+	size_t nlocks = 0;
 	char path[PATH_MAX];
 	size_t len;
 	bool seen;
@@ -188,6 +191,13 @@ static int ghost_save(struct fs_priv *p, int lfd, const struct stat *st, const c
 			return ret;
 	}
 
+	if (with_locks) {
+		ret = fs_locks_dump(p, lfd, st, what, &locks, &nlocks);
+		if (ret)
+			return ret;
+		r.locks = locks;
+		r.n_locks = nlocks;
+	}
 	r.has_id = true;
 	r.id = obj_id;
 	r.has_dev = r.has_ino = true;
@@ -211,6 +221,7 @@ static int ghost_save(struct fs_priv *p, int lfd, const struct stat *st, const c
 	r.has_nlink = true;
 	r.nlink = (uint32_t)st->st_nlink;
 	ret = fs_save(p, FS_GHOST, &r.base);
+	fs_locks_free(locks, nlocks);
 	if (ret)
 		return ret;
 	fs_debug(p, "%s: ghost %u of %s (inode %llu, size %llu, nlink %u) flags 0%o pos %lld", what,
@@ -234,7 +245,8 @@ static int ghost_dump(struct fs_priv *p, const struct ckpt_fd_info *fd, uint32_t
 	snprintf(what, sizeof(what), "fd %d of PID %d", fd->fd, (int)fd->pid);
 	if ((fd->flags & O_ASYNC) && !(fd->flags & O_PATH))
 		fs_warn(p, "%s: %s has O_ASYNC; its signal owner is not saved", what, fd->link);
-	return ghost_save(p, fd->local_fd, &fd->st, fd->link, fd->flags, fd->pos, obj_id, what);
+	return ghost_save(p, fd->local_fd, &fd->st, fd->link, fd->flags, fd->pos, obj_id, what,
+			  true);
 }
 
 int ghost_dump_vma(struct fs_priv *p, const struct ckpt_vma_info *v, uint32_t *obj_id)
@@ -246,7 +258,7 @@ int ghost_dump_vma(struct fs_priv *p, const struct ckpt_vma_info *v, uint32_t *o
 	snprintf(what, sizeof(what), "mapping %#llx-%#llx of PID %d",
 		 (unsigned long long)v->start, (unsigned long long)v->end, (int)v->pid);
 	*obj_id = 0x80000000u | ++p->vma_ids;
-	return ghost_save(p, v->local_fd, &v->st, v->path, flags, 0, *obj_id, what);
+	return ghost_save(p, v->local_fd, &v->st, v->path, flags, 0, *obj_id, what, false);
 }
 
 static int ghost_dump_finish(struct fs_priv *p, int ok)
@@ -551,11 +563,22 @@ static int ghost_restore(struct fs_priv *p, const ProtobufCMessage *m, int *out)
 	ret = fs_fixup_flags(p, fd, r->flags, what);
 	if (ret)
 		goto err;
+	ret = fs_locks_restore(p, fd, r->locks, r->n_locks, what);
+	if (ret)
+		goto err;
 	*out = fd;
 	return 0;
 err:
 	close(fd);
 	return ret;
+}
+
+/* POSIX locks belong to the process: taken inside it. */
+static int ghost_restore_in_task(struct fs_priv *p, const ProtobufCMessage *m, int fd)
+{
+	const Ckpt__Fs__Ghost *r = (const Ckpt__Fs__Ghost *)m;
+
+	return fs_locks_restore_in_task(p, fd, r->locks, r->n_locks, r->path);
 }
 
 const struct fs_class fs_ghost_class = {
@@ -565,5 +588,6 @@ const struct fs_class fs_ghost_class = {
 	.rec_id = ghost_id,
 	.dump = ghost_dump,
 	.restore = ghost_restore,
+	.restore_in_task = ghost_restore_in_task,
 	.dump_finish = ghost_dump_finish,
 };

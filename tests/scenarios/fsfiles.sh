@@ -91,3 +91,6 @@ cycle_restore_only_after() {
 	wait_until 5 no_others || { fail "$name" "processes left running: $(others)"; return; }
 	report pass "$name"
 }
+
+SCENARIOS+=("fsf_locks|fs-locks")
+sc_fsf_locks() { fsf_prep; cycle fs-locks fs/locks sig; }
