@@ -3,7 +3,7 @@
  * fs plugin: descriptor, init/fini, lifecycle hooks and the dispatch of the
  * fd hooks to the resource classes (regfile.c, chrdev.c, fifo.c, pipe.c,
  * eventfd.c, signalfd.c, timerfd.c, epoll.c, inotify.c, memfd.c, tty.c,
- * ghost.c).
+ * ghost.c, fanotify.c).
  *
  * Dump: the core calls the fd dump hook once per open file; the class saves
  * one record to its image (created at its first object).  dump_finish
@@ -38,6 +38,7 @@ static const char *const fs_class_names[] = {
 	[FS_MEMFD] = "memfd",
 	[FS_TTY] = "tty",
 	[FS_GHOST] = "ghost",
+	[FS_FANOTIFY] = "fanotify",
 	[FS_NCLASSES] = NULL,
 };
 
@@ -54,6 +55,7 @@ static const struct fs_class *const fs_classes[FS_NCLASSES] = {
 	[FS_MEMFD] = &fs_memfd_class,
 	[FS_TTY] = &fs_tty_class,
 	[FS_GHOST] = &fs_ghost_class,
+	[FS_FANOTIFY] = &fs_fanotify_class,
 };
 
 /* ---- helpers shared by the classes --------------------------------------- */
@@ -636,7 +638,7 @@ static int fs_check(void *priv, char *msg, size_t len)
 	(void)priv;
 	snprintf(msg, len, "regular files, character devices (null, zero, full, random, "
 			   "urandom), fifos and pipes with their data, eventfd, signalfd, timerfd, "
-			   "epoll, inotify, memfd, deleted (ghost) files, ptys and terminals (--shell-job)");
+			   "epoll, inotify, fanotify, memfd, deleted (ghost) files, file locks, ptys and terminals (--shell-job)");
 	return 0;
 }
 
@@ -676,6 +678,8 @@ static int fs_fd_dump(void *priv, const struct ckpt_fd_info *fd, uint32_t obj_id
 		cls = FS_EPOLL;
 	else if (!strcmp(fd->link, "anon_inode:inotify"))
 		cls = FS_INOTIFY;
+	else if (!strcmp(fd->link, "anon_inode:[fanotify]"))
+		cls = FS_FANOTIFY;
 	else
 		return CKPT_NOT_MINE;
 
@@ -868,6 +872,7 @@ static const ProtobufCMessageDescriptor *const fs_image_types[] = {
 	&ckpt__fs__tty__descriptor,
 	&ckpt__fs__ghost__descriptor,
 	&ckpt__fs__ghost_data__descriptor,
+	&ckpt__fs__fanotify__descriptor,
 	NULL,
 };
 
@@ -877,7 +882,7 @@ CKPT_PLUGIN_EXPORT = {
 	.name = FS_NAME,
 	.version = "0.2.0",
 	.description = "regular files, character devices, fifos, pipes, eventfd, signalfd, "
-		       "timerfd, epoll, inotify, memfd, deleted files and terminals",
+		       "timerfd, epoll, inotify, fanotify, memfd, deleted files, file locks and terminals",
 	.config = fs_config,
 	.init = fs_init,
 	.fini = fs_fini,

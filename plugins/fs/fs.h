@@ -5,7 +5,7 @@
  * fs.c holds the descriptor, init/fini, lifecycle hooks and the fd hook
  * dispatch; each resource class (regfile.c, chrdev.c, fifo.c, pipe.c,
  * eventfd.c, signalfd.c, timerfd.c, epoll.c, inotify.c, memfd.c, tty.c,
- * ghost.c)
+ * ghost.c, fanotify.c)
  * supplies a struct fs_class with its dump and restore functions.  Records of a class
  * go to one framed image, created at the first object of the class.
  */
@@ -39,6 +39,7 @@ enum fs_class_id {
 	FS_MEMFD,
 	FS_TTY,
 	FS_GHOST,
+	FS_FANOTIFY,
 	FS_NCLASSES,
 };
 
@@ -145,6 +146,7 @@ extern const struct fs_class fs_inotify_class;
 extern const struct fs_class fs_memfd_class;
 extern const struct fs_class fs_tty_class;
 extern const struct fs_class fs_ghost_class;
+extern const struct fs_class fs_fanotify_class;
 
 /* tty.c: true when fd is a terminal (claimed by class "tty"); forget what
  * a dump learned; at restore_resume, lock the ptys again and set their
@@ -154,6 +156,12 @@ void fs_tty_forget(struct fs_priv *p);
 int fs_tty_restore_resume(struct fs_priv *p);
 /* memfd.c: the memfd behind a mapping (vma hooks) */
 int memfd_dump_vma(struct fs_priv *p, const struct ckpt_vma_info *v, uint32_t *obj_id);
+/* inotify.c: the path of an inode from its file handle (see there); the
+ * value of a hex digit or -1. */
+int fs_fhandle_path(struct fs_priv *p, const char *what, const char *obj, unsigned int sdev,
+		    uint64_t ino, int htype, const uint8_t *h, size_t hlen, char **path,
+		    bool *is_link);
+int fs_hexval(char c);
 /* locks.c: the flock, OFD and POSIX locks on the file behind local_fd
  * (malloc'd array, free with fs_locks_free); take the flock/OFD ones on a
  * restored open file; inside the restored task, its POSIX ones.  0 or

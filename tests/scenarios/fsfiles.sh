@@ -94,3 +94,6 @@ cycle_restore_only_after() {
 
 SCENARIOS+=("fsf_locks|fs-locks")
 sc_fsf_locks() { fsf_prep; cycle fs-locks fs/locks sig; }
+
+SCENARIOS+=("fsf_fanotify|fs-fanotify")
+sc_fsf_fanotify() { fsf_prep; cycle fs-fanotify fs/fanotify sig; }
