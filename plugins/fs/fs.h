@@ -162,6 +162,9 @@ int fs_fhandle_path(struct fs_priv *p, const char *what, const char *obj, unsign
 		    uint64_t ino, int htype, const uint8_t *h, size_t hlen, char **path,
 		    bool *is_link);
 int fs_hexval(char c);
+/* inotify.c: a mount of the filesystem with kernel dev sdev (its root's
+ * preferred), opened for open_by_handle_at(); or -errno. */
+int fs_open_mount_of(unsigned int sdev);
 /* locks.c: the flock, OFD and POSIX locks on the file behind local_fd
  * (malloc'd array, free with fs_locks_free); take the flock/OFD ones on a
  * restored open file; inside the restored task, its POSIX ones.  0 or

@@ -13,11 +13,16 @@
  * like every image, so damaged contents are refused before the restore
  * creates anything.
  *
- * A file whose opened name is gone but which has other links (nlink > 0) is
- * saved the same way: finding another name would mean walking the whole
- * filesystem, and nothing guarantees that name still leads to the same
- * inode at restore.  It comes back as a ghost of its own (nlink 0), with
- * the contents of the dump; the dump warns about it.
+ * A file whose opened name is gone but which has other links (nlink > 0)
+ * is saved the same way, plus its file handle (name_to_handle_at).  The
+ * restore opens the very inode again by that handle (open_by_handle_at on
+ * a mount of its filesystem) when it still exists and is linked: the task
+ * gets the same file its other links name, and nothing is created.  Its
+ * size is checked like a regular file's (--file-validation).  Only when
+ * the inode is gone (another machine, or every link removed since) it is
+ * recreated from the saved contents as a ghost of its own (nlink 0), with
+ * a warning.  Searching the filesystem for another name would be slow and
+ * could find another file than the open one; the handle names the inode.
  *
  * Restore: the first record of a file creates the new inode, in the
  * directory the file was in (or its nearest ancestor still there, so the
@@ -40,6 +45,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "fs.h"
@@ -164,6 +170,11 @@ static int ghost_save(struct fs_priv *p, int lfd, const struct stat *st, const c
 	Ckpt__Fs__Ghost r = CKPT__FS__GHOST__INIT;
 	Ckpt__Fs__FileLock **locks = NULL;
 	size_t nlocks = 0;
+	struct {
+		struct file_handle fh;
+		unsigned char room[128];
+	} h;
+	int mnt_id;
 	char path[PATH_MAX];
 	size_t len;
 	bool seen;
@@ -182,9 +193,8 @@ static int ghost_save(struct fs_priv *p, int lfd, const struct stat *st, const c
 		return ret;
 	if (!seen) {
 		if (st->st_nlink > 0)
-			fs_warn(p, "%s: %s was removed but the file has %u other link(s); it is "
-				   "saved with its contents and restored as an unlinked file of its "
-				   "own, not joined to those links",
+			fs_info(p, "%s: %s was removed but the file has %u other link(s); restore "
+				   "opens that inode again by its file handle",
 				what, path, (unsigned int)st->st_nlink);
 		ret = save_contents(p, lfd, st, what);
 		if (ret)
@@ -220,6 +230,15 @@ static int ghost_save(struct fs_priv *p, int lfd, const struct stat *st, const c
 	r.mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
 	r.has_nlink = true;
 	r.nlink = (uint32_t)st->st_nlink;
+	h.fh.handle_bytes = sizeof(h.room);
+	if (st->st_nlink > 0 &&
+	    name_to_handle_at(lfd, "", &h.fh, &mnt_id, AT_EMPTY_PATH) == 0) {
+		r.has_fhandle_type = r.has_fhandle = r.has_sdev = true;
+		r.fhandle_type = h.fh.handle_type;
+		r.fhandle.data = h.fh.f_handle;
+		r.fhandle.len = h.fh.handle_bytes;
+		r.sdev = major(st->st_dev) << 20 | minor(st->st_dev);
+	}
 	ret = fs_save(p, FS_GHOST, &r.base);
 	fs_locks_free(locks, nlocks);
 	if (ret)
@@ -440,6 +459,53 @@ static int ghost_rename(struct fs_priv *p, const Ckpt__Fs__Ghost *r, int fd)
 	return nfd;
 }
 
+/* A file that had other links: the same inode by its file handle, when it
+ * is still there and linked.  fd (O_RDWR), -ENOENT to recreate it from
+ * the contents, or another -errno after an error was logged. */
+static int ghost_linked(struct fs_priv *p, const Ckpt__Fs__Ghost *r)
+{
+	struct {
+		struct file_handle fh;
+		unsigned char room[128];
+	} h;
+	struct stat st;
+	int mfd, fd;
+
+	if (!r->nlink || !r->has_fhandle || r->fhandle.len > sizeof(h.room))
+		return -ENOENT;
+	mfd = fs_open_mount_of(r->sdev);
+	if (mfd < 0)
+		goto gone;
+	h.fh.handle_bytes = (unsigned int)r->fhandle.len;
+	h.fh.handle_type = r->fhandle_type;
+	memcpy(h.fh.f_handle, r->fhandle.data, r->fhandle.len);
+	fd = open_by_handle_at(mfd, &h.fh, O_RDWR | O_CLOEXEC);
+	close(mfd);
+	if (fd < 0)
+		goto gone;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink == 0 ||
+	    st.st_ino != r->ino) {
+		close(fd);
+		goto gone;
+	}
+	if (!p->skip_file_check && (uint64_t)st.st_size != r->size) {
+		fs_err(p, "restore: the file that %s was a link of changed since the dump (size "
+			  "%llu -> %llu); put the dumped version back, or restore with "
+			  "--file-validation=none",
+		       r->path, (unsigned long long)r->size, (unsigned long long)st.st_size);
+		close(fd);
+		return -ESTALE;
+	}
+	fs_debug(p, "restore: %s: opened the same inode again through its other link(s)",
+		 r->path);
+	return fd;
+gone:
+	fs_warn(p, "restore: %s had %u other link(s) at the dump, but that inode is gone; "
+		   "recreating it from the saved contents as an unlinked file",
+		r->path, r->nlink);
+	return -ENOENT;
+}
+
 static int ghost_create(struct fs_priv *p, const Ckpt__Fs__Ghost *r)
 {
 	char dir[PATH_MAX];
@@ -447,6 +513,9 @@ static int ghost_create(struct fs_priv *p, const Ckpt__Fs__Ghost *r)
 	struct stat st;
 	int fd, e, ret;
 
+	fd = ghost_linked(p, r);
+	if (fd != -ENOENT)
+		return fd;
 	ghost_dir(r->path, dir, sizeof(dir), &same);
 	if (!same)
 		fs_warn(p, "restore: the directory of deleted file %s is gone; recreating it in %s",

@@ -50,7 +50,7 @@ static void free_watches(Ckpt__Fs__InotifyWatch **w, size_t n)
 }
 
 /* A mount point of the filesystem with kernel dev sdev, or -errno. */
-static int open_mount_of(unsigned int sdev)
+int fs_open_mount_of(unsigned int sdev)
 {
 	unsigned int maj = sdev >> 20, min = sdev & 0xfffff;
 	char line[PATH_MAX * 2], best[PATH_MAX] = "";
@@ -122,7 +122,7 @@ int fs_fhandle_path(struct fs_priv *p, const char *what, const char *obj, unsign
 	int mfd, fd, e;
 	ssize_t n;
 
-	mfd = open_mount_of(sdev);
+	mfd = fs_open_mount_of(sdev);
 	if (mfd < 0) {
 		fs_err(p, "%s: %s (inode %llu on dev %u:%u): no mount of that filesystem is "
 			  "visible to ckpt, so its path cannot be found",

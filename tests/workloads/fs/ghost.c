@@ -7,6 +7,9 @@
  *   fd 22  O_RDONLY, position 777
  *   a MAP_SHARED mapping (parent and child) and a MAP_PRIVATE one with
  *   one copy-on-write page; mode 0640, mtime set; then the name is removed.
+ *   fd 23  O_RDWR on ghost-linked, which also has the name ghost-other;
+ *          ghost-linked is removed (nlink 1): after restore fd 23 must be
+ *          the inode ghost-other names (a write through it is seen there).
  *
  * After SIGUSR1 the parent checks: nlink 0 and one inode behind every fd,
  * the name still gone, size, mode, mtime, contents through the fds and the
@@ -120,6 +123,15 @@ int main(void)
 		wl_die("lseek: %s", strerror(errno));
 	if (unlink(path))
 		wl_die("unlink: %s", strerror(errno));
+	char linked[600], other[600];
+	snprintf(linked, sizeof(linked), "%s/ghost-linked", wl_dir());
+	snprintf(other, sizeof(other), "%s/ghost-other", wl_dir());
+	unlink(linked);
+	unlink(other);
+	fs_place(open(linked, O_RDWR | O_CREAT | O_EXCL, 0644), 23, "ghost-linked");
+	fs_write_all(23, "linked!", 7, "ghost-linked");
+	if (link(linked, other) || unlink(linked))
+		wl_die("link/unlink: %s", strerror(errno));
 	if (pipe(res))
 		wl_die("pipe: %s", strerror(errno));
 	kid = fork();
@@ -183,6 +195,18 @@ int main(void)
 	m = 0x11;
 	WL_CHECK(pwrite(20, &m, 1, 4 * WL_PAGE) == 1 && pr[4 * WL_PAGE] == 0x11 && pr[2 * WL_PAGE] == 0xcc,
 		 "the private mapping does not follow the file as before");
+	struct stat l1, l2;
+	char lb[8] = "";
+	WL_CHECK(fstat(23, &l1) == 0 && stat(other, &l2) == 0 && l1.st_ino == l2.st_ino &&
+			 l1.st_dev == l2.st_dev && l1.st_nlink == 1,
+		 "fd 23 is not the inode ghost-other names (nlink %lu)", (unsigned long)l1.st_nlink);
+	WL_CHECK(lseek(23, 0, SEEK_CUR) == 7, "fd 23 at %lld, want 7", (long long)lseek(23, 0, SEEK_CUR));
+	int of = open(other, O_RDONLY);
+	WL_CHECK(write(23, "X", 1) == 1 && of >= 0 && pread(of, lb, 8, 0) == 8 && !memcmp(lb, "linked!X", 8),
+		 "a write through fd 23 is not seen through ghost-other ('%.8s')", lb);
+	if (of >= 0)
+		close(of);
+	WL_CHECK(access(linked, F_OK) != 0, "ghost-linked exists again");
 	WL_CHECK(write(21, "tail", 4) == 4 && fstat(22, &s2) == 0 && s2.st_size == SZ + 4,
 		 "append through fd 21 did not grow the file to %d", SZ + 4);
 	wl_finish();
