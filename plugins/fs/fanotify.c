@@ -193,7 +193,7 @@ static int parse_mark(struct fs_priv *p, const struct ckpt_fd_info *fd, const ch
 		}
 	} else {
 		fs_err(p, "%s: a kind of fanotify mark ckpt does not know: '%.80s'", what, s);
-		return -ENOTSUP;
+		return -EINVAL;
 	}
 	m->has_kind = m->has_mflags = m->has_mask = m->has_ignored_mask = true;
 	m->mflags = mflags;
@@ -202,7 +202,7 @@ static int parse_mark(struct fs_priv *p, const struct ckpt_fd_info *fd, const ch
 	if (mflags & ~(unsigned int)MFLAGS_KEPT) {
 		fs_err(p, "%s: a mark on %s has flags %#x that ckpt cannot set again", what, m->path,
 		       mflags);
-		return -ENOTSUP;
+		return -EINVAL;
 	}
 	return 0;
 }

@@ -191,7 +191,7 @@ static int posix_locks(struct fs_priv *p, const struct stat *st, const char *wha
 					  "ckpt cannot restore that pair yet (unmap it, or use OFD "
 					  "locks)",
 				       what, l.pid);
-				ret = -ENOTSUP;
+				ret = -EINVAL;
 			} else {
 				ret = lk_add(p, arr, n, &l, fs_ns_pid((pid_t)l.pid));
 			}
@@ -228,7 +228,7 @@ int fs_locks_dump(struct fs_priv *p, int local_fd, const struct stat *st, const 
 		if (l.kind == 0) {
 			fs_err(p, "%s: holds a %s (a lease or delegation); ckpt cannot restore those",
 			       what, l.type);
-			ret = -ENOTSUP;
+			ret = -EINVAL;
 			break;
 		}
 		ret = lk_add(p, arr, n, &l, 0);

@@ -97,3 +97,9 @@ sc_fsf_locks() { fsf_prep; cycle fs-locks fs/locks sig; }
 
 SCENARIOS+=("fsf_fanotify|fs-fanotify")
 sc_fsf_fanotify() { fsf_prep; cycle fs-fanotify fs/fanotify sig; }
+
+SCENARIOS+=("fsf_fail_lock_mapped|fail-fs-lock-mapped")
+sc_fsf_fail_lock_mapped() {
+	fsf_prep
+	expect_dump_fail fail-fs-lock-mapped 'POSIX locks on a file it also maps' fs/lock_mapped
+}
