@@ -7,7 +7,7 @@
 
 SCENARIOS+=(
 	"fsf_ghost|fs-ghost"
-	"fsf_ghost_big|fs-ghost-big"
+	"fsf_ghost_big|fs-ghost-big fs-ghost-big-sparse-image"
 	"fsf_ghost_flip|fail-fs-ghost-flipped"
 )
 
@@ -17,12 +17,19 @@ sc_fsf_ghost() { fsf_prep; cycle fs-ghost fs/ghost sig; }
 
 # 64 MiB, 4 MiB of it data: the image holds the data, not the holes.
 sc_fsf_ghost_big() {
-	local sz
+	local sz name=fs-ghost-big-sparse-image
 	fsf_prep
 	cycle fs-ghost-big fs/ghost_big sig
-	[[ -f $T/img/fs-ghost-data.img ]] || return 0
+	if [[ ! -f $T/img/fs-ghost-data.img ]]; then
+		fail $name "the dump wrote no fs-ghost-data.img"
+		return
+	fi
 	sz=$(stat -c %s "$T/img/fs-ghost-data.img")
-	((sz < 8 * 1024 * 1024)) || log "WARNING: fs-ghost-data.img is $sz bytes for 4 MiB of data"
+	if ((sz < 4 * 1024 * 1024 || sz > 5 * 1024 * 1024)); then
+		fail $name "fs-ghost-data.img is $sz bytes for 4 MiB of data in a 64 MiB file"
+	else
+		report pass $name
+	fi
 }
 
 # A byte of the saved contents flipped: the restore refuses before it

@@ -10,6 +10,9 @@
  *   fd 23  O_RDWR on ghost-linked, which also has the name ghost-other;
  *          ghost-linked is removed (nlink 1): after restore fd 23 must be
  *          the inode ghost-other names (a write through it is seen there).
+ *   ghost-maponly: mapped MAP_SHARED, its fd closed, then unlinked: only
+ *          the mapping holds it; after restore it keeps its contents and
+ *          /proc/self/maps names it "(deleted)".
  *
  * After SIGUSR1 the parent checks: nlink 0 and one inode behind every fd,
  * the name still gone, size, mode, mtime, contents through the fds and the
@@ -123,6 +126,20 @@ int main(void)
 		wl_die("lseek: %s", strerror(errno));
 	if (unlink(path))
 		wl_die("unlink: %s", strerror(errno));
+	char maponly[600];
+	snprintf(maponly, sizeof(maponly), "%s/ghost-maponly", wl_dir());
+	unlink(maponly);
+	fd = open(maponly, O_RDWR | O_CREAT | O_EXCL, 0600);
+	if (fd < 0 || ftruncate(fd, 2 * WL_PAGE))
+		wl_die("ghost-maponly: %s", strerror(errno));
+	uint64_t *mo = mmap(NULL, 2 * WL_PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (mo == MAP_FAILED)
+		wl_die("mmap ghost-maponly: %s", strerror(errno));
+	for (size_t i = 0; i < 2 * WL_PAGE / 8; i++)
+		mo[i] = wl_word(SEED, i);
+	close(fd);
+	if (unlink(maponly))
+		wl_die("unlink ghost-maponly: %s", strerror(errno));
 	char linked[600], other[600];
 	snprintf(linked, sizeof(linked), "%s/ghost-linked", wl_dir());
 	snprintf(other, sizeof(other), "%s/ghost-other", wl_dir());
@@ -207,6 +224,17 @@ int main(void)
 	if (of >= 0)
 		close(of);
 	WL_CHECK(access(linked, F_OK) != 0, "ghost-linked exists again");
+	for (size_t i = 0; i < 2 * WL_PAGE / 8; i++)
+		if (mo[i] != wl_word(SEED, i)) {
+			wl_fail("ghost-maponly (mapping only) word %zu differs", i);
+			break;
+		}
+	static char maps[65536];
+	char want[700];
+	snprintf(want, sizeof(want), "%s (deleted)", maponly);
+	WL_CHECK(wl_read_file("/proc/self/maps", maps, sizeof(maps)) > 0 && strstr(maps, want),
+		 "/proc/self/maps does not show %s", want);
+	WL_CHECK(access(maponly, F_OK) != 0, "ghost-maponly exists again");
 	WL_CHECK(write(21, "tail", 4) == 4 && fstat(22, &s2) == 0 && s2.st_size == SZ + 4,
 		 "append through fd 21 did not grow the file to %d", SZ + 4);
 	wl_finish();
