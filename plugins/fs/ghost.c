@@ -52,6 +52,7 @@
 
 #define DATA_IMG "fs-ghost-data.img"
 #define RUN_MAX (1u << 20)
+#define HDR_MAX 48 /* room for the GhostData fields before the data */
 
 static uint32_t ghost_id(const ProtobufCMessage *m)
 {
@@ -63,10 +64,26 @@ static uint64_t ghost_key(uint64_t dev, uint64_t ino)
 	return ino ^ (dev << 40) ^ (dev >> 24);
 }
 
-static int save_run(struct fs_priv *p, const struct stat *st, uint64_t off, const uint8_t *buf,
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+
+	do {
+		p[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		v >>= 7;
+	} while (v);
+	return n;
+}
+
+/* One ckpt.fs.GhostData record of the len bytes at buf + HDR_MAX.  The
+ * fields are packed by hand in front of the data, in the wire format
+ * protobuf-c reads back, so the run goes to the image without the copy
+ * and allocation that packing it would cost (contents can be large). */
+static int save_run(struct fs_priv *p, const struct stat *st, uint64_t off, uint8_t *buf,
 		    size_t len)
 {
-	Ckpt__Fs__GhostData d = CKPT__FS__GHOST_DATA__INIT;
+	uint8_t hdr[HDR_MAX];
+	size_t h = 0;
 	int ret;
 
 	if (!p->ghost_data) {
@@ -78,13 +95,16 @@ static int save_run(struct fs_priv *p, const struct stat *st, uint64_t off, cons
 			return fs_errno(e);
 		}
 	}
-	d.has_dev = d.has_ino = d.has_offset = d.has_data = true;
-	d.dev = st->st_dev;
-	d.ino = st->st_ino;
-	d.offset = off;
-	d.data.data = (uint8_t *)buf;
-	d.data.len = len;
-	ret = p->host->img_write_msg(p->ghost_data, &d.base);
+	hdr[h++] = 1 << 3 | 0; /* dev, varint */
+	h += put_varint(hdr + h, (uint64_t)st->st_dev);
+	hdr[h++] = 2 << 3 | 0; /* ino */
+	h += put_varint(hdr + h, (uint64_t)st->st_ino);
+	hdr[h++] = 3 << 3 | 0; /* offset */
+	h += put_varint(hdr + h, off);
+	hdr[h++] = 4 << 3 | 2; /* data, length-delimited */
+	h += put_varint(hdr + h, len);
+	memcpy(buf + HDR_MAX - h, hdr, h);
+	ret = p->host->img_write(p->ghost_data, buf + HDR_MAX - h, h + len);
 	if (ret < 0) {
 		fs_err(p, "dump: cannot write image %s: %s", DATA_IMG, strerror(-ret));
 		return fs_errno(-ret);
@@ -113,7 +133,7 @@ static int save_contents(struct fs_priv *p, int lfd, const struct stat *st, cons
 		       strerror(e));
 		return fs_errno(e);
 	}
-	buf = malloc(RUN_MAX);
+	buf = malloc(HDR_MAX + RUN_MAX);
 	if (!buf) {
 		fs_err(p, "%s: out of memory", what);
 		ret = -ENOMEM;
@@ -135,7 +155,7 @@ static int save_contents(struct fs_priv *p, int lfd, const struct stat *st, cons
 		off = (uint64_t)d;
 		while (off < end) {
 			size_t want = end - off > RUN_MAX ? RUN_MAX : (size_t)(end - off);
-			ssize_t n = pread(rfd, buf, want, (off_t)off);
+			ssize_t n = pread(rfd, buf + HDR_MAX, want, (off_t)off);
 
 			if (n < 0 && errno == EINTR)
 				continue;
