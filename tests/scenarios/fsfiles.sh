@@ -9,6 +9,7 @@ SCENARIOS+=(
 	"fsf_ghost|fs-ghost"
 	"fsf_ghost_big|fs-ghost-big fs-ghost-big-sparse-image"
 	"fsf_ghost_flip|fail-fs-ghost-flipped"
+	"fsf_ghost_linked_gone|fs-ghost-linked-gone"
 )
 
 fsf_prep() { mkdir -p "$T/fs"; }
@@ -30,6 +31,23 @@ sc_fsf_ghost_big() {
 	else
 		report pass $name
 	fi
+}
+
+# The other link of a file whose open name was removed is gone too by the
+# restore: the file comes back from the saved contents, unlinked.
+sc_fsf_ghost_linked_gone() {
+	local name=fs-ghost-linked-gone
+	fsf_prep
+	start_wl fs/ghost linked-gone || { fail $name "workload did not get ready"; return; }
+	dump "$PID" "$T/img"
+	((CK_RC == 0)) || { fail $name "dump $CK_WHY: $(stderr_line dump)"; return; }
+	wait_until 10 gone "$PID" || { fail $name "pid $PID still runs after the dump"; return; }
+	rm -f "$T/ghost-other"
+	restore "$T/img"
+	((CK_RC == 0)) || { fail $name "restore $CK_WHY: $(stderr_line restore)"; return; }
+	grep -q 'ghost-linked had 1 other link.*gone' "$T/restore.stderr" ||
+		{ fail $name "no warning that the other link is gone: $(stderr_line restore)"; return; }
+	cycle_restore_only_after $name
 }
 
 # A byte of the saved contents flipped: the restore refuses before it
