@@ -66,6 +66,7 @@ static void usage(FILE *f)
 
 enum {
 	OPT_PIDFILE = 256,
+	OPT_FILE_VALIDATION,
 	OPT_SHELL_JOB,
 	OPT_PLUGINS,
 	OPT_CONFIG,
@@ -77,7 +78,6 @@ enum {
 	OPT_FREEZE_CGROUP,
 	OPT_MANAGE_CGROUPS,
 	OPT_CGROUP_ROOT,
-	OPT_FILE_VALIDATION,
 };
 
 /* Plugin keys given on the command line, applied over the config file. */
@@ -96,6 +96,7 @@ int main(int argc, char **argv)
 		{ "verbose", optional_argument, NULL, 'v' },
 		{ "log-file", required_argument, NULL, 'o' },
 		{ "pidfile", required_argument, NULL, OPT_PIDFILE },
+		{ "file-validation", required_argument, NULL, OPT_FILE_VALIDATION },
 		{ "shell-job", no_argument, NULL, OPT_SHELL_JOB },
 		{ "plugins", required_argument, NULL, OPT_PLUGINS },
 		{ "config", required_argument, NULL, OPT_CONFIG },
@@ -107,7 +108,6 @@ int main(int argc, char **argv)
 		{ "freeze-cgroup", required_argument, NULL, OPT_FREEZE_CGROUP },
 		{ "manage-cgroups", optional_argument, NULL, OPT_MANAGE_CGROUPS },
 		{ "cgroup-root", required_argument, NULL, OPT_CGROUP_ROOT },
-		{ "file-validation", required_argument, NULL, OPT_FILE_VALIDATION },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
