@@ -48,6 +48,8 @@ static void usage(FILE *f)
 		"      --plugins=a,b       enable exactly these plugins for this run\n"
 		"      --config FILE       INI configuration (else $CKPT_CONFIG, /etc/ckpt/ckpt.conf)\n"
 		"      --plugin-opt P.K=V  set key K of plugin P for this run (over the config)\n"
+		"      --file-validation=M restore: check regular files by filesize (default) or\n"
+		"                          none: also open files whose size changed (fs plugin)\n"
 		"      --tcp-established   dump/restore established TCP connections (net plugin)\n"
 		"      --ext-unix-sk       allow unix sockets whose peer is outside the tree (net)\n"
 		"      --freeze-cgroup PATH  freeze this cgroup first for a consistent dump (cgroup)\n"
@@ -66,6 +68,7 @@ static void usage(FILE *f)
 
 enum {
 	OPT_PIDFILE = 256,
+	OPT_FILE_VALIDATION,
 	OPT_SHELL_JOB,
 	OPT_PLUGINS,
 	OPT_CONFIG,
@@ -96,6 +99,7 @@ int main(int argc, char **argv)
 		{ "verbose", optional_argument, NULL, 'v' },
 		{ "log-file", required_argument, NULL, 'o' },
 		{ "pidfile", required_argument, NULL, OPT_PIDFILE },
+		{ "file-validation", required_argument, NULL, OPT_FILE_VALIDATION },
 		{ "shell-job", no_argument, NULL, OPT_SHELL_JOB },
 		{ "plugins", required_argument, NULL, OPT_PLUGINS },
 		{ "config", required_argument, NULL, OPT_CONFIG },
@@ -200,7 +204,8 @@ int main(int argc, char **argv)
 		case OPT_EXT_UNIX_SK:
 		case OPT_FREEZE_CGROUP:
 		case OPT_MANAGE_CGROUPS:
-		case OPT_CGROUP_ROOT: {
+		case OPT_CGROUP_ROOT:
+		case OPT_FILE_VALIDATION: {
 			if (npopts == sizeof(popts) / sizeof(popts[0])) {
 				fprintf(stderr, "ckpt: too many plugin options\n");
 				return 1;
@@ -217,6 +222,7 @@ int main(int argc, char **argv)
 				{ OPT_FREEZE_CGROUP, "cgroup", "freeze_cgroup", NULL },
 				{ OPT_MANAGE_CGROUPS, "cgroup", "manage_cgroups", "soft" },
 				{ OPT_CGROUP_ROOT, "cgroup", "cgroup_root", NULL },
+				{ OPT_FILE_VALIDATION, "fs", "file_validation", NULL },
 			};
 			if (opt == OPT_SHELL_JOB)
 				shell_job = true;

@@ -2,7 +2,8 @@
 /*
  * fs plugin: descriptor, init/fini, lifecycle hooks and the dispatch of the
  * fd hooks to the resource classes (regfile.c, chrdev.c, fifo.c, pipe.c,
- * eventfd.c, signalfd.c, timerfd.c, epoll.c, inotify.c, memfd.c, tty.c).
+ * eventfd.c, signalfd.c, timerfd.c, epoll.c, inotify.c, memfd.c, tty.c,
+ * ghost.c, fanotify.c).
  *
  * Dump: the core calls the fd dump hook once per open file; the class saves
  * one record to its image (created at its first object).  dump_finish
@@ -36,6 +37,8 @@ static const char *const fs_class_names[] = {
 	[FS_INOTIFY] = "inotify",
 	[FS_MEMFD] = "memfd",
 	[FS_TTY] = "tty",
+	[FS_GHOST] = "ghost",
+	[FS_FANOTIFY] = "fanotify",
 	[FS_NCLASSES] = NULL,
 };
 
@@ -51,6 +54,8 @@ static const struct fs_class *const fs_classes[FS_NCLASSES] = {
 	[FS_INOTIFY] = &fs_inotify_class,
 	[FS_MEMFD] = &fs_memfd_class,
 	[FS_TTY] = &fs_tty_class,
+	[FS_GHOST] = &fs_ghost_class,
+	[FS_FANOTIFY] = &fs_fanotify_class,
 };
 
 /* ---- helpers shared by the classes --------------------------------------- */
@@ -387,6 +392,12 @@ static void read_config(struct fs_priv *p)
 	p->skip_file_check = parse_bool(v, false);
 	v = NULL;
 	if (p->host->config_get)
+		v = p->host->config_get(FS_NAME, "file_validation");
+	p->file_validation = v;
+	if (v && !strcmp(v, "none"))
+		p->skip_file_check = true;
+	v = NULL;
+	if (p->host->config_get)
 		v = p->host->config_get(FS_NAME, "shell_job");
 	p->shell_job = parse_bool(v, false);
 }
@@ -418,6 +429,9 @@ static void drop_images(struct fs_priv *p)
 	if (p->memfd_data)
 		p->host->img_close(p->memfd_data);
 	p->memfd_data = NULL;
+	if (p->ghost_data)
+		p->host->img_close(p->ghost_data);
+	p->ghost_data = NULL;
 	forget_seen(p);
 }
 
@@ -576,6 +590,13 @@ static int fs_restore_start(void *priv)
 	release_keeps(p);
 	p->nin_task_done = 0;
 	read_config(p);
+	if (p->file_validation && strcmp(p->file_validation, "filesize") &&
+	    strcmp(p->file_validation, "none")) {
+		fs_err(p, "restore: file_validation '%s' is not known; use filesize (the default) or "
+			  "none (--file-validation=none)",
+		       p->file_validation);
+		return -EINVAL;
+	}
 	for (int i = 0; i < FS_NCLASSES; i++) {
 		ret = load_table(p, i);
 		if (ret) {
@@ -617,7 +638,7 @@ static int fs_check(void *priv, char *msg, size_t len)
 	(void)priv;
 	snprintf(msg, len, "regular files, character devices (null, zero, full, random, "
 			   "urandom), fifos and pipes with their data, eventfd, signalfd, timerfd, "
-			   "epoll, inotify, memfd, ptys and terminals (--shell-job)");
+			   "epoll, inotify, fanotify, memfd, deleted (ghost) files, file locks, ptys and terminals (--shell-job)");
 	return 0;
 }
 
@@ -635,6 +656,8 @@ static int fs_fd_dump(void *priv, const struct ckpt_fd_info *fd, uint32_t obj_id
 		return CKPT_NOT_MINE;
 	if (S_ISREG(m) && fd->st.st_nlink == 0 && !strncmp(fd->link, "/memfd:", 7))
 		cls = FS_MEMFD;
+	else if (fs_is_ghost(fd->link, &fd->st))
+		cls = FS_GHOST;
 	else if (S_ISREG(m))
 		cls = FS_REGFILE;
 	else if (S_ISCHR(m) && fs_tty_claims(p, fd))
@@ -655,6 +678,8 @@ static int fs_fd_dump(void *priv, const struct ckpt_fd_info *fd, uint32_t obj_id
 		cls = FS_EPOLL;
 	else if (!strcmp(fd->link, "anon_inode:inotify"))
 		cls = FS_INOTIFY;
+	else if (!strcmp(fd->link, "anon_inode:[fanotify]"))
+		cls = FS_FANOTIFY;
 	else
 		return CKPT_NOT_MINE;
 
@@ -759,13 +784,17 @@ static int fs_fd_restore_in_task(void *priv, const char *klass, uint32_t obj_id,
 	return c->restore_in_task(p, rec, fd);
 }
 
-/* ---- mappings: memfds ------------------------------------------------------------ */
+/* ---- mappings: memfds and deleted files ------------------------------------------------------------ */
 
-static const char *const fs_vma_classes[] = { "memfd", NULL };
+static const char *const fs_vma_classes[] = { "memfd", "ghost", NULL };
 
 static int fs_vma_dump(void *priv, const struct ckpt_vma_info *v, uint32_t *obj_id,
 		       const char **klass)
 {
+	if (fs_is_ghost(v->path, &v->st)) {
+		*klass = "ghost";
+		return ghost_dump_vma(priv, v, obj_id);
+	}
 	if (!v->path || strncmp(v->path, "/memfd:", 7) || !S_ISREG(v->st.st_mode))
 		return CKPT_NOT_MINE;
 	*klass = "memfd";
@@ -793,6 +822,12 @@ static const struct ckpt_config_key fs_config[] = {
 		.type = CKPT_CFG_BOOL,
 		.def = "false",
 		.help = "restore regular files even when their size changed since the dump",
+	},
+	{
+		.key = "file_validation",
+		.type = CKPT_CFG_STRING,
+		.def = "filesize",
+		.help = "how restore checks regular files: filesize, or none (--file-validation)",
 	},
 	{
 		.key = "shell_job",
@@ -835,6 +870,9 @@ static const ProtobufCMessageDescriptor *const fs_image_types[] = {
 	&ckpt__fs__memfd__descriptor,
 	&ckpt__fs__memfd_data__descriptor,
 	&ckpt__fs__tty__descriptor,
+	&ckpt__fs__ghost__descriptor,
+	&ckpt__fs__ghost_data__descriptor,
+	&ckpt__fs__fanotify__descriptor,
 	NULL,
 };
 
@@ -842,9 +880,9 @@ CKPT_PLUGIN_EXPORT = {
 	.abi_major = CKPT_PLUGIN_ABI_MAJOR,
 	.abi_minor = CKPT_PLUGIN_ABI_MINOR,
 	.name = FS_NAME,
-	.version = "0.2.0",
+	.version = "0.3.0",
 	.description = "regular files, character devices, fifos, pipes, eventfd, signalfd, "
-		       "timerfd, epoll, inotify, memfd and terminals",
+		       "timerfd, epoll, inotify, fanotify, memfd, deleted files, file locks and terminals",
 	.config = fs_config,
 	.init = fs_init,
 	.fini = fs_fini,

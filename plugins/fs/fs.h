@@ -4,7 +4,8 @@
  *
  * fs.c holds the descriptor, init/fini, lifecycle hooks and the fd hook
  * dispatch; each resource class (regfile.c, chrdev.c, fifo.c, pipe.c,
- * eventfd.c, signalfd.c, timerfd.c, epoll.c, inotify.c, memfd.c, tty.c)
+ * eventfd.c, signalfd.c, timerfd.c, epoll.c, inotify.c, memfd.c, tty.c,
+ * ghost.c, fanotify.c)
  * supplies a struct fs_class with its dump and restore functions.  Records of a class
  * go to one framed image, created at the first object of the class.
  */
@@ -37,6 +38,8 @@ enum fs_class_id {
 	FS_INOTIFY,
 	FS_MEMFD,
 	FS_TTY,
+	FS_GHOST,
+	FS_FANOTIFY,
 	FS_NCLASSES,
 };
 
@@ -82,12 +85,14 @@ struct fs_tty_scan; /* tty.c: the terminals the dumped tree holds */
 
 struct fs_priv {
 	const struct ckpt_host *host;
-	bool skip_file_check;
+	bool skip_file_check; /* also file_validation = none */
+	const char *file_validation; /* the config value (filesize, none) */
 	bool shell_job; /* terminals outside the tree are the restoring shell's */
 
 	/* dump */
 	struct ckpt_img *img[FS_NCLASSES];
 	struct ckpt_img *memfd_data; /* fs-memfd-data.img */
+	struct ckpt_img *ghost_data; /* fs-ghost-data.img */
 	uint32_t vma_ids;            /* ids given to memfd mappings */
 	struct fs_seen *seen;
 	size_t nseen, seen_cap;
@@ -140,6 +145,8 @@ extern const struct fs_class fs_epoll_class;
 extern const struct fs_class fs_inotify_class;
 extern const struct fs_class fs_memfd_class;
 extern const struct fs_class fs_tty_class;
+extern const struct fs_class fs_ghost_class;
+extern const struct fs_class fs_fanotify_class;
 
 /* tty.c: true when fd is a terminal (claimed by class "tty"); forget what
  * a dump learned; at restore_resume, lock the ptys again and set their
@@ -149,6 +156,30 @@ void fs_tty_forget(struct fs_priv *p);
 int fs_tty_restore_resume(struct fs_priv *p);
 /* memfd.c: the memfd behind a mapping (vma hooks) */
 int memfd_dump_vma(struct fs_priv *p, const struct ckpt_vma_info *v, uint32_t *obj_id);
+/* inotify.c: the path of an inode from its file handle (see there); the
+ * value of a hex digit or -1. */
+int fs_fhandle_path(struct fs_priv *p, const char *what, const char *obj, unsigned int sdev,
+		    uint64_t ino, int htype, const uint8_t *h, size_t hlen, char **path,
+		    bool *is_link);
+int fs_hexval(char c);
+/* inotify.c: a mount of the filesystem with kernel dev sdev (its root's
+ * preferred), opened for open_by_handle_at(); or -errno. */
+int fs_open_mount_of(unsigned int sdev);
+/* locks.c: the flock, OFD and POSIX locks on the file behind local_fd
+ * (malloc'd array, free with fs_locks_free); take the flock/OFD ones on a
+ * restored open file; inside the restored task, its POSIX ones.  0 or
+ * -errno after an error was logged naming what. */
+int fs_locks_dump(struct fs_priv *p, int local_fd, const struct stat *st, const char *what,
+		  Ckpt__Fs__FileLock ***arr, size_t *n);
+void fs_locks_free(Ckpt__Fs__FileLock **arr, size_t n);
+int fs_locks_restore(struct fs_priv *p, int fd, Ckpt__Fs__FileLock *const *l, size_t n,
+		     const char *what);
+int fs_locks_restore_in_task(struct fs_priv *p, int fd, Ckpt__Fs__FileLock *const *l, size_t n,
+			     const char *what);
+/* ghost.c: a regular file unlinked while open (link names it deleted);
+ * the deleted file behind a mapping (vma hooks) */
+bool fs_is_ghost(const char *link, const struct stat *st);
+int ghost_dump_vma(struct fs_priv *p, const struct ckpt_vma_info *v, uint32_t *obj_id);
 
 /* Write one record of class cls to its image (created on first use). */
 int fs_save(struct fs_priv *p, enum fs_class_id cls, const ProtobufCMessage *msg);

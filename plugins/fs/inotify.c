@@ -50,7 +50,7 @@ static void free_watches(Ckpt__Fs__InotifyWatch **w, size_t n)
 }
 
 /* A mount point of the filesystem with kernel dev sdev, or -errno. */
-static int open_mount_of(unsigned int sdev)
+int fs_open_mount_of(unsigned int sdev)
 {
 	unsigned int maj = sdev >> 20, min = sdev & 0xfffff;
 	char line[PATH_MAX * 2], best[PATH_MAX] = "";
@@ -98,7 +98,7 @@ static int open_mount_of(unsigned int sdev)
 	return fd;
 }
 
-static int hexval(char c)
+int fs_hexval(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -109,68 +109,82 @@ static int hexval(char c)
 	return -1;
 }
 
-/* The path of the watched inode, through its file handle. */
-static int watch_path(struct fs_priv *p, const char *what, Ckpt__Fs__InotifyWatch *w)
+/* The path of inode ino (file handle htype/h of filesystem sdev), through
+ * open_by_handle_at() on a mount of that filesystem; obj names it in
+ * errors.  *path is malloc'd.  Shared with fanotify.c. */
+int fs_fhandle_path(struct fs_priv *p, const char *what, const char *obj, unsigned int sdev,
+		    uint64_t ino, int htype, const uint8_t *h, size_t hlen, char **path,
+		    bool *is_link)
 {
 	struct file_handle *fh;
-	char lnk[64], path[PATH_MAX];
+	char lnk[64], buf[PATH_MAX];
 	struct stat st;
 	int mfd, fd, e;
 	ssize_t n;
 
-	mfd = open_mount_of(w->sdev);
+	mfd = fs_open_mount_of(sdev);
 	if (mfd < 0) {
-		fs_err(p, "%s: watch %u (inode %llu on dev %u:%u): no mount of that filesystem is "
-			  "visible to ckpt, so the watched path cannot be found",
-		       what, w->wd, (unsigned long long)w->ino, w->sdev >> 20, w->sdev & 0xfffff);
+		fs_err(p, "%s: %s (inode %llu on dev %u:%u): no mount of that filesystem is "
+			  "visible to ckpt, so its path cannot be found",
+		       what, obj, (unsigned long long)ino, sdev >> 20, sdev & 0xfffff);
 		return fs_errno(-mfd);
 	}
-	fh = malloc(sizeof(*fh) + w->fhandle.len);
+	fh = malloc(sizeof(*fh) + hlen);
 	if (!fh) {
 		close(mfd);
 		fs_err(p, "%s: out of memory", what);
 		return -ENOMEM;
 	}
-	fh->handle_bytes = (unsigned int)w->fhandle.len;
-	fh->handle_type = w->fhandle_type;
-	memcpy(fh->f_handle, w->fhandle.data, w->fhandle.len);
-	fd = open_by_handle_at(mfd, fh, O_PATH | O_CLOEXEC);
+	fh->handle_bytes = (unsigned int)hlen;
+	fh->handle_type = htype;
+	memcpy(fh->f_handle, h, hlen);
+	fd = open_by_handle_at(mfd, fh, O_PATH | O_CLOEXEC | O_NOFOLLOW);
 	e = errno;
 	free(fh);
 	close(mfd);
 	if (fd < 0) {
-		fs_err(p, "%s: watch %u (inode %llu on dev %u:%u): cannot open the watched inode by "
-			  "its file handle: %s%s",
-		       what, w->wd, (unsigned long long)w->ino, w->sdev >> 20, w->sdev & 0xfffff,
-		       strerror(e), e == ESTALE ? " (it was deleted)" : "");
+		fs_err(p, "%s: %s (inode %llu on dev %u:%u): cannot open the inode by its file "
+			  "handle: %s%s",
+		       what, obj, (unsigned long long)ino, sdev >> 20, sdev & 0xfffff, strerror(e),
+		       e == ESTALE ? " (it was deleted)" : "");
 		return fs_errno(e);
 	}
 	snprintf(lnk, sizeof(lnk), "/proc/self/fd/%d", fd);
-	n = readlink(lnk, path, sizeof(path) - 1);
+	n = readlink(lnk, buf, sizeof(buf) - 1);
 	e = errno;
 	if (n >= 0) {
-		path[n] = 0;
+		buf[n] = 0;
 		if (fstat(fd, &st) < 0)
 			st.st_ino = 0;
 	}
 	close(fd);
 	if (n < 0) {
-		fs_err(p, "%s: watch %u: cannot read the path of the watched inode: %s", what, w->wd,
-		       strerror(e));
+		fs_err(p, "%s: %s: cannot read the path of the inode: %s", what, obj, strerror(e));
 		return fs_errno(e);
 	}
-	if (path[0] != '/' || st.st_ino != w->ino ||
-	    (n > 10 && !strcmp(path + n - 10, " (deleted)"))) {
-		fs_err(p, "%s: watch %u (inode %llu) has no path ckpt can watch again ('%s')", what,
-		       w->wd, (unsigned long long)w->ino, path);
+	if (buf[0] != '/' || st.st_ino != ino || (n > 10 && !strcmp(buf + n - 10, " (deleted)"))) {
+		fs_err(p, "%s: %s (inode %llu) has no path ckpt can reach again ('%s')", what, obj,
+		       (unsigned long long)ino, buf);
 		return -ENOENT;
 	}
-	w->path = strdup(path);
-	if (!w->path) {
+	*path = strdup(buf);
+	if (!*path) {
 		fs_err(p, "%s: out of memory", what);
 		return -ENOMEM;
 	}
+	if (is_link)
+		*is_link = S_ISLNK(st.st_mode);
 	return 0;
+}
+
+/* The path of the watched inode, through its file handle. */
+static int watch_path(struct fs_priv *p, const char *what, Ckpt__Fs__InotifyWatch *w)
+{
+	char obj[32];
+
+	snprintf(obj, sizeof(obj), "watch %u", w->wd);
+	return fs_fhandle_path(p, what, obj, w->sdev, w->ino, w->fhandle_type, w->fhandle.data,
+			       w->fhandle.len, &w->path, NULL);
 }
 
 static int cmp_wd(const void *a, const void *b)
@@ -215,7 +229,7 @@ static int parse_watch(struct fs_priv *p, const char *what, const char *s,
 		return -ENOMEM;
 	}
 	for (i = 0; i < hbytes; i++) {
-		int hi = hexval(h[2 * i]), lo = hi < 0 ? -1 : hexval(h[2 * i + 1]);
+		int hi = fs_hexval(h[2 * i]), lo = hi < 0 ? -1 : fs_hexval(h[2 * i + 1]);
 
 		if (hi < 0 || lo < 0) {
 			fs_err(p, "%s: watch %u: bad f_handle in fdinfo", what, wd);

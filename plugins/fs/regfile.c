@@ -5,8 +5,10 @@
  * Dump saves the path, status flags, position and, to notice a file that
  * changed in between, its size and mtime.  Restore opens the path again
  * with the same access mode and status flags (never creating or truncating
- * anything), checks it is the same size unless skip_file_check is set, and
- * seeks to the saved position.  Unlinked files and memfds are for later.
+ * anything), checks it is the same size unless skip_file_check is set (or
+ * file_validation = none, --file-validation=none), and
+ * seeks to the saved position.  A file that is gone is always an error.
+ * Unlinked files are ghost.c's, memfds memfd.c's.
  */
 #include <stdio.h>
 #include <string.h>
@@ -24,8 +26,10 @@ static int regfile_dump(struct fs_priv *p, const struct ckpt_fd_info *fd, uint32
 {
 	Ckpt__Fs__RegFile r = CKPT__FS__REG_FILE__INIT;
 	const struct stat *st = &fd->st;
+	Ckpt__Fs__FileLock **locks = NULL;
+	size_t len, nlocks = 0;
 	struct stat now;
-	size_t len;
+	char what[96];
 	char *path;
 	int ret;
 
@@ -53,6 +57,13 @@ static int regfile_dump(struct fs_priv *p, const struct ckpt_fd_info *fd, uint32
 		fs_warn(p, "fd %d of PID %d: %s has O_ASYNC; its signal owner is not saved",
 			fd->fd, (int)fd->pid, fd->link);
 
+	snprintf(what, sizeof(what), "fd %d of PID %d (%.40s)", fd->fd, (int)fd->pid, fd->link);
+	ret = fs_locks_dump(p, fd->local_fd, st, what, &locks, &nlocks);
+	if (ret)
+		return ret;
+	r.locks = locks;
+	r.n_locks = nlocks;
+
 	path = (char *)fd->link; /* protobuf-c wants char *; pack only reads it */
 	r.has_id = true;
 	r.id = obj_id;
@@ -75,10 +86,11 @@ static int regfile_dump(struct fs_priv *p, const struct ckpt_fd_info *fd, uint32
 	r.mnt_id = fd->mnt_id;
 
 	ret = fs_save(p, FS_REGFILE, &r.base);
+	fs_locks_free(locks, nlocks);
 	if (ret)
 		return ret;
-	fs_debug(p, "fd %d of PID %d: regfile %u %s flags 0%o pos %lld", fd->fd, (int)fd->pid,
-		 obj_id, fd->link, r.flags, (long long)r.pos);
+	fs_debug(p, "fd %d of PID %d: regfile %u %s flags 0%o pos %lld, %zu lock(s)", fd->fd,
+		 (int)fd->pid, obj_id, fd->link, r.flags, (long long)r.pos, nlocks);
 	return 0;
 }
 
@@ -119,8 +131,8 @@ static int regfile_restore(struct fs_priv *p, const ProtobufCMessage *m, int *ou
 		goto err;
 	}
 	if (!p->skip_file_check && r->has_size && (uint64_t)st.st_size != r->size) {
-		fs_err(p, "restore: %s changed since the dump (size %llu -> %llu); restore it or set "
-			  "skip_file_check",
+		fs_err(p, "restore: %s changed since the dump (size %llu -> %llu); put the dumped "
+			  "version back, or restore with --file-validation=none",
 		       r->path, (unsigned long long)r->size, (unsigned long long)st.st_size);
 		e = ESTALE;
 		goto err;
@@ -138,12 +150,23 @@ static int regfile_restore(struct fs_priv *p, const ProtobufCMessage *m, int *ou
 	e = -fs_fixup_flags(p, fd, saved, r->path);
 	if (e)
 		goto err;
+	e = -fs_locks_restore(p, fd, r->locks, r->n_locks, r->path);
+	if (e)
+		goto err;
 
 	*out = fd;
 	return 0;
 err:
 	close(fd);
 	return fs_errno(e);
+}
+
+/* POSIX locks belong to the process: taken inside it. */
+static int regfile_restore_in_task(struct fs_priv *p, const ProtobufCMessage *m, int fd)
+{
+	const Ckpt__Fs__RegFile *r = (const Ckpt__Fs__RegFile *)m;
+
+	return fs_locks_restore_in_task(p, fd, r->locks, r->n_locks, r->path);
 }
 
 const struct fs_class fs_regfile_class = {
@@ -153,4 +176,5 @@ const struct fs_class fs_regfile_class = {
 	.rec_id = regfile_id,
 	.dump = regfile_dump,
 	.restore = regfile_restore,
+	.restore_in_task = regfile_restore_in_task,
 };
