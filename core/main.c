@@ -53,6 +53,9 @@ static void usage(FILE *f)
 		"      --freeze-cgroup PATH  freeze this cgroup first for a consistent dump (cgroup)\n"
 		"      --manage-cgroups[=MODE] none, props, soft, full, strict (cgroup)\n"
 		"      --cgroup-root PATH  restore under another cgroup root (cgroup)\n"
+		"      --external mnt[A]:B  dump: mount point A of the tree's mount namespace is\n"
+		"                          external, saved as key B; restore: bind host path B\n"
+		"                          where the mount of key A was (fs; may repeat)\n"
 		"      --json              machine-readable output for show, check and plugins\n"
 		"  -v[N], --verbose[=N]    more log output (N: 1 errors .. 4 debug; -v alone is 3)\n"
 		"  -o, --log-file FILE     write the log to FILE (relative to -D unless absolute)\n"
@@ -75,6 +78,7 @@ enum {
 	OPT_FREEZE_CGROUP,
 	OPT_MANAGE_CGROUPS,
 	OPT_CGROUP_ROOT,
+	OPT_EXTERNAL,
 };
 
 /* Plugin keys given on the command line, applied over the config file. */
@@ -104,6 +108,7 @@ int main(int argc, char **argv)
 		{ "freeze-cgroup", required_argument, NULL, OPT_FREEZE_CGROUP },
 		{ "manage-cgroups", optional_argument, NULL, OPT_MANAGE_CGROUPS },
 		{ "cgroup-root", required_argument, NULL, OPT_CGROUP_ROOT },
+		{ "external", required_argument, NULL, OPT_EXTERNAL },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -116,6 +121,8 @@ int main(int argc, char **argv)
 	bool have_pid = false;
 	struct plugin_opt popts[32];
 	size_t npopts = 0;
+	/* every --external mnt[..]:.. joined by ',' for the fs plugin's key */
+	static char externals[8192];
 
 	while ((opt = getopt_long(argc, argv, "t:D:Rdv::o:hV", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -173,6 +180,21 @@ int main(int argc, char **argv)
 		case OPT_PIDNS:
 			pidns = true;
 			break;
+		case OPT_EXTERNAL: {
+			size_t used = strlen(externals);
+			if (strncmp(optarg, "mnt[", 4) || !strstr(optarg, "]:")) {
+				fprintf(stderr, "ckpt: --external \"%s\": only mount points are supported, as mnt[A]:B\n",
+					optarg);
+				return 1;
+			}
+			if (used + strlen(optarg) + 2 > sizeof(externals)) {
+				fprintf(stderr, "ckpt: too many --external options\n");
+				return 1;
+			}
+			snprintf(externals + used, sizeof(externals) - used, "%s%s", used ? "," : "",
+				 optarg);
+			break;
+		}
 		case OPT_SHELL_JOB:
 		case OPT_PLUGIN_OPT:
 		case OPT_TCP_ESTABLISHED:
@@ -282,6 +304,11 @@ int main(int argc, char **argv)
 		log_set_verbosity(cfg.log_level);
 	for (size_t i = 0; i < npopts; i++) {
 		ret = config_set(&cfg, popts[i].plugin, popts[i].key, popts[i].value);
+		if (ret)
+			goto out_cfg;
+	}
+	if (externals[0]) {
+		ret = config_set(&cfg, "fs", "external_mnt", externals);
 		if (ret)
 			goto out_cfg;
 	}

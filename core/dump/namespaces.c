@@ -3,8 +3,9 @@
  * Namespaces the tree has of its own, compared with ckpt's: uts (host and
  * domain name), ipc (recreated empty: SysV objects are refused), time
  * (clock offsets).  Every task must share the root's; a user namespace of
- * its own is refused for now.  Pid namespaces are handled by the tree walk,
- * mount and network namespaces belong to the fs and net plugins.
+ * its own is refused for now.  Pid namespaces are handled by the tree walk;
+ * a namespace of another kind is saved by the plugin that claims it (the fs
+ * plugin: mnt), or the dump is refused.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -16,6 +17,7 @@
 #include <sys/utsname.h>
 
 #include "dump.h"
+#include "plugin.h"
 #include "log.h"
 #include "proc.h"
 #include "ptrace.h"
@@ -66,17 +68,45 @@ int dump_check_namespaces(const struct dtask *root, const struct dtask *t)
 	return 0;
 }
 
+static int add_ns_owner(Ckpt__TaskCore *c, const char *kind, const char *plugin)
+{
+	Ckpt__NsOwner **v = realloc(c->ns_owners, (c->n_ns_owners + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	c->ns_owners = v;
+	Ckpt__NsOwner *o = malloc(sizeof(*o));
+	if (!o)
+		return -ENOMEM;
+	ckpt__ns_owner__init(o);
+	o->kind = strdup(kind);
+	o->plugin = strdup(plugin);
+	c->ns_owners[c->n_ns_owners++] = o;
+	if (!o->kind || !o->plugin)
+		return -ENOMEM;
+	return 0;
+}
+
 int dump_namespaces(struct dtask *root, Ckpt__TaskCore *c)
 {
 	int ret;
 
 	static const char *const refused[] = { "user", "mnt", "net", "cgroup" };
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
-		if (ns_own(root->pid, refused[i])) {
-			pr_err("dump", "PID %d has a %s namespace of its own; that is not supported yet (run ckpt inside it)",
-			       root->pid, refused[i]);
-			return -ENOTSUP;
+		if (!ns_own(root->pid, refused[i]))
+			continue;
+		struct plugin *owner = NULL;
+		ret = plugins_dump_namespace(root->pid, refused[i], &owner);
+		if (ret == -ENOTSUP) {
+			pr_err("dump", "PID %d has a %s namespace of its own; no enabled plugin can save it (run ckpt inside it%s)",
+			       root->pid, refused[i],
+			       !strcmp(refused[i], "mnt") ? ", or enable the fs plugin" : "");
+			return ret;
 		}
+		if (ret)
+			return ret;
+		ret = add_ns_owner(c, refused[i], owner->desc->name);
+		if (ret)
+			return ret;
 	}
 	if (ns_own(root->pid, "uts")) {
 		struct utsname u;

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "fs.h"
+#include "mnt.h"
 
 static const char *const fs_class_names[] = {
 	[FS_REGFILE] = "regfile",
@@ -612,12 +613,27 @@ static int fs_restore_finish(void *priv, int ok)
 	return 0;
 }
 
+/* The tree's own mount namespace: mnt.c */
+static int fs_dump_namespace(void *priv, pid_t root, const char *kind)
+{
+	if (strcmp(kind, "mnt"))
+		return CKPT_NOT_MINE;
+	return mnt_dump_namespace(priv, root);
+}
+
+static int fs_restore_namespace(void *priv, const char *kind, int *fd)
+{
+	if (strcmp(kind, "mnt"))
+		return -EINVAL;
+	return mnt_restore_namespace(priv, fd);
+}
+
 static int fs_check(void *priv, char *msg, size_t len)
 {
 	(void)priv;
 	snprintf(msg, len, "regular files, character devices (null, zero, full, random, "
 			   "urandom), fifos and pipes with their data, eventfd, signalfd, timerfd, "
-			   "epoll, inotify, memfd, ptys and terminals (--shell-job)");
+			   "epoll, inotify, memfd, ptys and terminals (--shell-job), mount namespaces");
 	return 0;
 }
 
@@ -800,6 +816,12 @@ static const struct ckpt_config_key fs_config[] = {
 		.def = "false",
 		.help = "terminals outside the tree are the shell's: restore gives ckpt's (--shell-job)",
 	},
+	{
+		.key = "external_mnt",
+		.type = CKPT_CFG_STRING,
+		.def = NULL,
+		.help = "--external: mnt[MOUNTPOINT]:KEY at dump, mnt[KEY]:HOST_PATH at restore, comma separated",
+	},
 	{ .key = NULL },
 };
 
@@ -812,6 +834,8 @@ static const struct ckpt_lifecycle_hooks fs_lifecycle = {
 	.restore_resume = fs_restore_resume,
 	.restore_finish = fs_restore_finish,
 	.check = fs_check,
+	.dump_namespace = fs_dump_namespace,
+	.restore_namespace = fs_restore_namespace,
 };
 
 static const struct ckpt_fd_hooks fs_fd_hooks = {
@@ -835,6 +859,8 @@ static const ProtobufCMessageDescriptor *const fs_image_types[] = {
 	&ckpt__fs__memfd__descriptor,
 	&ckpt__fs__memfd_data__descriptor,
 	&ckpt__fs__tty__descriptor,
+	&ckpt__fs__mount__descriptor,
+	&ckpt__fs__tmpfs_node__descriptor,
 	NULL,
 };
 

@@ -1,0 +1,92 @@
+# SPDX-License-Identifier: GPL-2.0-only
+# shellcheck shell=bash
+#
+# Scenarios of a tree in a mount namespace of its own (fs plugin, mnt.c):
+# tests/workloads/fs/mntns.c mounts a tmpfs with files, a read-only bind of
+# a subdirectory of it, a bind of a host directory and a proc, works inside
+# the tmpfs and holds a file of it open; "shared" adds a shared/slave pair,
+# "external" a mount named with --external.  Sourced by tests/run-tests.sh.
+
+SCENARIOS+=(
+	"mntns_basic|mntns-tmpfs fail-mntns-bind-source-missing"
+	"mntns_shared|mntns-shared-slave"
+	"mntns_external|mntns-external"
+	"mntns_refused|fail-mntns-no-fs-plugin"
+)
+
+# the host directories the workload binds
+mntns_prep() {
+	mkdir -p "$T/fs" "$T/mntns-host" "$T/mntns-ext-a" "$T/mntns-ext-b"
+	echo host >"$T/mntns-host/marker"
+	echo a >"$T/mntns-ext-a/marker"
+	echo b >"$T/mntns-ext-b/marker"
+}
+
+# nothing of the restored namespace may stay behind in ours
+mntns_host_clean() {
+	! grep -q " $T/mntns/tmp " /proc/self/mountinfo
+}
+
+sc_mntns_basic() {
+	local D=$T/img
+	mntns_prep
+	start_wl fs/mntns basic || { fail mntns-tmpfs "workload did not get ready"; return; }
+	sleep 0.2
+	dump "$PID" "$D"
+	((CK_RC == 0)) || { fail mntns-tmpfs "dump $CK_WHY: $(stderr_line dump)"; return; }
+	wait_until 10 gone "$PID" || { fail mntns-tmpfs "pid $PID still runs after the dump"; return; }
+	[[ -s $D/fs-mounts.img ]] || { fail mntns-tmpfs "the dump wrote no fs-mounts.img"; return; }
+	mntns_host_clean || { fail mntns-tmpfs "the tree's tmpfs shows in ckpt's mount namespace"; return; }
+
+	# the host directory bound into the tree is gone: refused, nothing
+	# runs; then put back, the same images restore
+	mv "$T/mntns-host" "$T/mntns-host.away"
+	expect_restore_fail fail-mntns-bind-source-missing "$D" "mntns-host.*missing|missing.*mntns-host"
+	mv "$T/mntns-host.away" "$T/mntns-host"
+
+	restore "$D"
+	((CK_RC == 0)) || { fail mntns-tmpfs "restore $CK_WHY: $(stderr_line restore)"; return; }
+	mntns_host_clean || { fail mntns-tmpfs "the restored tmpfs shows in ckpt's mount namespace"; return; }
+	alive "$PID" || { fail mntns-tmpfs "pid $PID is not running after restore -d"; return; }
+	signal_wait "$PID" 60 || { fail mntns-tmpfs "no result after SIGUSR1: $(describe "$PID")"; return; }
+	result_is_pass || { fail mntns-tmpfs "workload: $(result_text)"; return; }
+	wait_until 10 gone "$PID" || { fail mntns-tmpfs "pid $PID still runs after reporting"; return; }
+	wait_until 5 no_others || { fail mntns-tmpfs "processes left running: $(others)"; return; }
+	report pass mntns-tmpfs
+}
+
+sc_mntns_shared() {
+	mntns_prep
+	cycle mntns-shared-slave fs/mntns sig shared
+}
+
+sc_mntns_external() {
+	local D=$T/img name=mntns-external
+	mntns_prep
+	start_wl fs/mntns external || { fail $name "workload did not get ready"; return; }
+	sleep 0.2
+	dump "$PID" "$D" --external "mnt[$T/mntns/ext]:extkey"
+	((CK_RC == 0)) || { fail $name "dump $CK_WHY: $(stderr_line dump)"; return; }
+	wait_until 10 gone "$PID" || { fail $name "pid $PID still runs after the dump"; return; }
+	# without the key: refused, naming it
+	ck restore-nokey restore -D "$D" -d -v4 -o restore-nokey.log
+	if ((CK_RC != 1)) || ! grep -q "extkey" "$T/restore-nokey.stderr"; then
+		fail $name "restore without --external $CK_WHY: $(stderr_line restore-nokey)"
+		return
+	fi
+	wait_until 5 no_others || { fail $name "processes left running after the refused restore: $(others)"; return; }
+	restore "$D" --external "mnt[extkey]:$T/mntns-ext-b"
+	((CK_RC == 0)) || { fail $name "restore $CK_WHY: $(stderr_line restore)"; return; }
+	alive "$PID" || { fail $name "pid $PID is not running after restore -d"; return; }
+	signal_wait "$PID" 60 || { fail $name "no result after SIGUSR1: $(describe "$PID")"; return; }
+	result_is_pass || { fail $name "workload: $(result_text)"; return; }
+	wait_until 10 gone "$PID" || { fail $name "pid $PID still runs after reporting"; return; }
+	wait_until 5 no_others || { fail $name "processes left running: $(others)"; return; }
+	report pass $name
+}
+
+# without the fs plugin nobody can save the mount namespace
+sc_mntns_refused() {
+	mntns_prep
+	expect_dump_fail fail-mntns-no-fs-plugin "mnt namespace" fs/mntns basic -- --plugins=cgroup
+}
