@@ -11,6 +11,7 @@ SCENARIOS+=(
 	"mntns_basic|mntns-tmpfs fail-mntns-bind-source-missing"
 	"mntns_shared|mntns-shared-slave"
 	"mntns_external|mntns-external"
+	"mntns_pty|mntns-devpts-pty"
 	"mntns_refused|fail-mntns-no-fs-plugin"
 )
 
@@ -83,6 +84,13 @@ sc_mntns_external() {
 	wait_until 10 gone "$PID" || { fail $name "pid $PID still runs after reporting"; return; }
 	wait_until 5 no_others || { fail $name "processes left running: $(others)"; return; }
 	report pass $name
+}
+
+# a pty of the tree's own devpts instance: the restore opens ptmx inside
+# the new namespace, so the pty comes from the tree's instance
+sc_mntns_pty() {
+	mntns_prep
+	cycle mntns-devpts-pty fs/mntns sig pty
 }
 
 # without the fs plugin nobody can save the mount namespace

@@ -9,7 +9,8 @@
  *             fifo, owned (uid 1234, mode 0640, mtime 2001-09-09)
  *   bind/     bind of tmp/sub, read-only
  *   hostbind/ bind of DIR/mntns-host (a host directory holding "marker")
- *   proc/     a proc mount
+ *   proc/     a proc mount; sys/ sysfs read-only; pts/ a devpts instance
+ *             (ptmxmode=0666,mode=620); mq/ mqueue
  *   cwd in tmp/sub; fd 30 = tmp/hello O_RDWR, offset 5
  *
  * MODE shared adds shA/ (tmpfs, shared) with shB/ a slave bind of it and a
@@ -26,7 +27,9 @@
 #include "fsutil.h"
 
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <termios.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
@@ -151,6 +154,9 @@ static void setup(void)
 	sub_mkdir("/bind");
 	sub_mkdir("/hostbind");
 	sub_mkdir("/proc");
+	sub_mkdir("/sys");
+	sub_mkdir("/pts");
+	sub_mkdir("/mq");
 
 	do_mount("ckpt-tmp", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
 		 "size=8m,mode=751,nr_inodes=500");
@@ -183,6 +189,10 @@ static void setup(void)
 	snprintf(p, sizeof(p), "%s/mntns-host", wl_dir());
 	do_mount(p, "/hostbind", NULL, MS_BIND, NULL);
 	do_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	do_mount("sysfs", "/sys", "sysfs", MS_RDONLY | MS_NOSUID, NULL);
+	do_mount("devpts", "/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+		 "newinstance,ptmxmode=0666,mode=620");
+	do_mount("mqueue", "/mq", "mqueue", MS_NODEV, NULL);
 
 	if (!strcmp(mode, "shared")) {
 		sub_mkdir("/shA");
@@ -197,6 +207,14 @@ static void setup(void)
 		do_mount(NULL, "/shB", NULL, MS_SLAVE, NULL);
 		do_mount("ckpt-child", "/shA/child", "tmpfs", 0, "size=1m");
 		put_file("/shA/child/c", "child\n");
+	} else if (!strcmp(mode, "pty")) {
+		/* a pty of the tree's own devpts instance */
+		int unlock = 0;
+		at(p, sizeof(p), "/pts/ptmx");
+		fs_place(open(p, O_RDWR | O_NOCTTY), 31, "open pts/ptmx");
+		must(!ioctl(31, TIOCSPTLCK, &unlock), "unlock pty");
+		at(p, sizeof(p), "/pts/0");
+		fs_place(open(p, O_RDWR | O_NOCTTY), 32, "open pts/0");
 	} else if (!strcmp(mode, "external")) {
 		sub_mkdir("/ext");
 		snprintf(p, sizeof(p), "%s/mntns-ext-a", wl_dir());
@@ -366,6 +384,18 @@ int main(int argc, char **argv)
 	check_files();
 	if (!strcmp(mode, "shared"))
 		check_shared(after, na);
+	if (!strcmp(mode, "pty")) {
+		struct stat a, b;
+		char p[600], got[16] = { 0 };
+		at(p, sizeof(p), "/pts/0");
+		WL_CHECK(!fstat(32, &a) && !stat(p, &b) && a.st_rdev == b.st_rdev &&
+				 a.st_dev == b.st_dev,
+			 "pty: fd 32 is not pts/0 of the tree's devpts");
+		WL_CHECK(write(31, "ping\n", 5) == 5, "pty: write to the master: %s", strerror(errno));
+		WL_CHECK(fs_poll(32, POLLIN, 2000) == 1 && read(32, got, sizeof(got) - 1) > 0 &&
+				 !strncmp(got, "ping", 4),
+			 "pty: the slave read '%s'", got);
+	}
 	if (!strcmp(mode, "external")) {
 		get_file("/ext/marker", buf, sizeof(buf));
 		WL_CHECK(!strcmp(buf, "b\n"), "ext/marker reads '%s' after the restore, want the b side",
