@@ -647,7 +647,8 @@ out:
 	free(fds);
 	mi_free(&tree);
 	mi_free(&host);
-	return ret < 0 ? (ret == -ENOTSUP ? ret : fs_errno(-ret)) : 0;
+	/* never -ENOTSUP: that would read as "not mine" */
+	return ret < 0 ? fs_errno(-ret) : 0;
 }
 
 /* ---- restore -------------------------------------------------------------- */

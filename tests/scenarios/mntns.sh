@@ -12,7 +12,8 @@ SCENARIOS+=(
 	"mntns_shared|mntns-shared-slave"
 	"mntns_external|mntns-external"
 	"mntns_pty|mntns-devpts-pty"
-	"mntns_refused|fail-mntns-no-fs-plugin"
+	"mntns_refused|fail-mntns-no-fs-plugin fail-mntns-ramfs"
+	"mntns_pidns|mntns-restore-pidns"
 )
 
 # the host directories the workload binds
@@ -97,4 +98,28 @@ sc_mntns_pty() {
 sc_mntns_refused() {
 	mntns_prep
 	expect_dump_fail fail-mntns-no-fs-plugin "mnt namespace" fs/mntns basic -- --plugins=cgroup
+	# a mount the plugin cannot make again is named
+	expect_dump_fail fail-mntns-ramfs "mntns/ramfs .*ramfs.*--external" fs/mntns ramfs
+}
+
+# restore --pidns: the namespace is built by the new pid namespace's init,
+# so the tree's proc shows that pid namespace
+sc_mntns_pidns() {
+	local D=$T/img name=mntns-restore-pidns copy
+	mntns_prep
+	start_wl fs/mntns basic || { fail $name "workload did not get ready"; return; }
+	sleep 0.2
+	dump "$PID" "$D"
+	((CK_RC == 0)) || { fail $name "dump $CK_WHY: $(stderr_line dump)"; return; }
+	wait_until 10 gone "$PID" || { fail $name "pid $PID still runs after the dump"; return; }
+	ck restore restore -D "$D" -d --pidns -v4 -o restore.log --pidfile "$T/copy.pid"
+	((CK_RC == 0)) || { fail $name "restore --pidns $CK_WHY: $(stderr_line restore)"; return; }
+	copy=$(<"$T/copy.pid")
+	copy=${copy//[[:space:]]/}
+	alive "$copy" || { fail $name "the copy (pid $copy here) is not running"; return; }
+	signal_wait "$copy" 60 || { fail $name "no result after SIGUSR1: $(describe "$copy")"; return; }
+	result_is_pass || { fail $name "workload: $(result_text)"; return; }
+	wait_until 10 gone "$copy" || { fail $name "pid $copy still runs after reporting"; return; }
+	wait_until 5 no_others || { fail $name "processes left running: $(others)"; return; }
+	report pass $name
 }

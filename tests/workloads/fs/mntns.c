@@ -15,6 +15,8 @@
  *
  * MODE shared adds shA/ (tmpfs, shared) with shB/ a slave bind of it and a
  * tmpfs shA/child mounted afterwards (which propagates to shB/child).
+ * MODE pty opens a pty of pts/ (fds 31, 32) and checks it works after.
+ * MODE ramfs adds a ramfs on ramfs/, which the dump must refuse.
  * MODE external adds ext/, a bind of DIR/mntns-ext-a (dumped as external;
  * the restore binds DIR/mntns-ext-b there): its "marker" must read "a"
  * before and "b" after.
@@ -215,6 +217,10 @@ static void setup(void)
 		must(!ioctl(31, TIOCSPTLCK, &unlock), "unlock pty");
 		at(p, sizeof(p), "/pts/0");
 		fs_place(open(p, O_RDWR | O_NOCTTY), 32, "open pts/0");
+	} else if (!strcmp(mode, "ramfs")) {
+		/* nothing ckpt can make again: the dump must refuse it */
+		sub_mkdir("/ramfs");
+		do_mount("ckpt-ramfs", "/ramfs", "ramfs", 0, NULL);
 	} else if (!strcmp(mode, "external")) {
 		sub_mkdir("/ext");
 		snprintf(p, sizeof(p), "%s/mntns-ext-a", wl_dir());
