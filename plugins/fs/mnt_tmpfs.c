@@ -7,8 +7,9 @@
  * node its rdev, a second name of an inode the first name (restored with
  * link()), a regular file its size followed by records with its data runs
  * only (SEEK_DATA/SEEK_HOLE: a sparse file stays sparse).  Fifos, sockets
- * and device nodes are recreated with mknod.  Extended attributes are not
- * saved.
+ * and device nodes are recreated with mknod.  Extended attributes of
+ * regular files and directories are kept (an overlay upper layer marks
+ * opaque directories with them); those of other kinds are not.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -17,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "mnt.h"
@@ -51,18 +53,11 @@ static int put(struct walk *w, const Ckpt__Fs__TmpfsNode *n)
 	return ret < 0 ? fs_errno(-ret) : 0;
 }
 
-static int save_data(struct walk *w, int dirfd, const char *name, const char *path)
+static int save_data(struct walk *w, int fd, const char *path)
 {
-	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NOATIME | O_CLOEXEC);
 	off_t off = 0;
 	int ret = 0;
 
-	if (fd < 0) {
-		int e = errno;
-
-		fs_err(w->p, "dump: %s: cannot read %s: %s", w->what, path, strerror(e));
-		return fs_errno(e);
-	}
 	for (;;) {
 		off_t d = lseek(fd, off, SEEK_DATA), h;
 
@@ -81,7 +76,7 @@ static int save_data(struct walk *w, int dirfd, const char *name, const char *pa
 			if (r <= 0) {
 				int e = r < 0 ? errno : EIO;
 
-				fs_err(w->p, "dump: %s: cannot read %s: %s", w->what, path, strerror(e));
+				fs_err(w->p, "dump: %s: cannot read /%s: %s", w->what, path, strerror(e));
 				ret = fs_errno(e);
 				goto out;
 			}
@@ -98,8 +93,60 @@ static int save_data(struct walk *w, int dirfd, const char *name, const char *pa
 		off = h;
 	}
 out:
-	close(fd);
 	return ret;
+}
+
+/* The extended attributes of fd into n (freed by free_xattrs). */
+static int get_xattrs(struct walk *w, int fd, const char *path, Ckpt__Fs__TmpfsNode *n)
+{
+	char names[65536];
+	ssize_t len = flistxattr(fd, names, sizeof(names));
+
+	if (len < 0) {
+		if (errno == ENOTSUP)
+			return 0;
+		fs_err(w->p, "dump: %s: cannot list the extended attributes of /%s: %s", w->what,
+		       path, strerror(errno));
+		return fs_errno(errno);
+	}
+	for (char *nm = names; nm < names + len; nm += strlen(nm) + 1) {
+		ssize_t vl = fgetxattr(fd, nm, NULL, 0);
+		Ckpt__Fs__Xattr *x, **v;
+
+		if (vl < 0)
+			continue; /* gone meanwhile, or not readable */
+		x = calloc(1, sizeof(*x));
+		v = realloc(n->xattrs, (n->n_xattrs + 1) * sizeof(*v));
+		if (!x || !v) {
+			free(x);
+			if (v)
+				n->xattrs = v;
+			return -ENOMEM;
+		}
+		n->xattrs = v;
+		ckpt__fs__xattr__init(x);
+		v[n->n_xattrs++] = x;
+		x->name = strdup(nm);
+		x->has_value = true;
+		x->value.data = malloc(vl ? (size_t)vl : 1);
+		if (!x->name || !x->value.data)
+			return -ENOMEM;
+		vl = fgetxattr(fd, nm, x->value.data, (size_t)vl);
+		x->value.len = vl < 0 ? 0 : (size_t)vl;
+	}
+	return 0;
+}
+
+static void free_xattrs(Ckpt__Fs__TmpfsNode *n)
+{
+	for (size_t i = 0; i < n->n_xattrs; i++) {
+		free(n->xattrs[i]->name);
+		free(n->xattrs[i]->value.data);
+		free(n->xattrs[i]);
+	}
+	free(n->xattrs);
+	n->xattrs = NULL;
+	n->n_xattrs = 0;
 }
 
 /* One name: its record, then (directories) its children. */
@@ -198,23 +245,25 @@ static int save_node(struct walk *w, int dirfd, const char *name, const char *pa
 		n.has_size = true;
 		n.size = (uint64_t)st->st_size;
 	}
-	ret = put(w, &n);
-	if (ret)
-		return ret;
-	if (S_ISREG(st->st_mode))
-		return save_data(w, dirfd, name, path);
-	if (S_ISDIR(st->st_mode)) {
-		int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (!S_ISREG(st->st_mode) && !S_ISDIR(st->st_mode))
+		return put(w, &n);
 
-		if (fd < 0) {
-			int e = errno;
+	int fd = openat(dirfd, name,
+			O_RDONLY | O_NOFOLLOW | O_NOATIME | O_CLOEXEC |
+				(S_ISDIR(st->st_mode) ? O_DIRECTORY : 0));
+	if (fd < 0) {
+		int e = errno;
 
-			fs_err(w->p, "dump: %s: cannot open %s: %s", w->what, path, strerror(e));
-			return fs_errno(e);
-		}
-		ret = save_dir(w, fd, path);
-		close(fd);
+		fs_err(w->p, "dump: %s: cannot open /%s: %s", w->what, path, strerror(e));
+		return fs_errno(e);
 	}
+	ret = get_xattrs(w, fd, path, &n);
+	if (!ret)
+		ret = put(w, &n);
+	free_xattrs(&n);
+	if (!ret)
+		ret = S_ISREG(st->st_mode) ? save_data(w, fd, path) : save_dir(w, fd, path);
+	close(fd);
 	return ret;
 }
 
@@ -320,6 +369,26 @@ static int create_node(struct fs_priv *p, int rootfd, const Ckpt__Fs__TmpfsNode 
 			e = errno;
 	} else {
 		e = EBADMSG;
+	}
+	if (!e && n->n_xattrs && !n->hardlink && (type == S_IFREG || type == S_IFDIR)) {
+		int fd = type == S_IFREG ? *filefd
+					 : openat(rootfd, *n->path ? n->path : ".",
+						  O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		for (size_t i = 0; fd >= 0 && !e && i < n->n_xattrs; i++) {
+			const Ckpt__Fs__Xattr *x = n->xattrs[i];
+
+			if (x->name && fsetxattr(fd, x->name, x->value.data, x->value.len, 0)) {
+				e = errno;
+				fs_err(p, "restore: %s: cannot set extended attribute %s of /%s: %s",
+				       what, x->name, n->path, strerror(e));
+				return fs_errno(e);
+			}
+		}
+		if (fd < 0)
+			e = errno;
+		if (type == S_IFDIR && fd >= 0)
+			close(fd);
 	}
 	if (e)
 		fs_err(p, "restore: %s: cannot create /%s: %s", what, n->path, strerror(e));

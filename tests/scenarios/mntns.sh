@@ -18,7 +18,8 @@ SCENARIOS+=(
 
 # the host directories the workload binds
 mntns_prep() {
-	mkdir -p "$T/fs" "$T/mntns-host" "$T/mntns-ext-a" "$T/mntns-ext-b"
+	mkdir -p "$T/fs" "$T/mntns-host" "$T/mntns-ext-a" "$T/mntns-ext-b" "$T/mntns-lower"
+	echo lower >"$T/mntns-lower/lower"
 	echo host >"$T/mntns-host/marker"
 	echo a >"$T/mntns-ext-a/marker"
 	echo b >"$T/mntns-ext-b/marker"

@@ -6,11 +6,14 @@
  *   tmp/      tmpfs size=8m,mode=751,nr_inodes=500, nosuid,nodev: hello
  *             (text, also named hello2: a hard link), sub/inner, link ->
  *             hello, sparse (64 MiB with data at 0 and at 32 MiB only),
- *             fifo, owned (uid 1234, mode 0640, mtime 2001-09-09)
+ *             fifo, owned (uid 1234, mode 0640, mtime 2001-09-09); xattrs
+ *             user.ckpt on hello, trusted.ckpt on sub
  *   bind/     bind of tmp/sub, read-only
  *   hostbind/ bind of DIR/mntns-host (a host directory holding "marker")
  *   proc/     a proc mount; sys/ sysfs read-only; pts/ a devpts instance
  *             (ptmxmode=0666,mode=620); mq/ mqueue
+ *   ovl/      overlay of DIR/mntns-lower (holding "lower") with upper and
+ *             work dirs in tmp/; "upper" written through it
  *   cwd in tmp/sub; fd 30 = tmp/hello O_RDWR, offset 5
  *
  * MODE shared adds shA/ (tmpfs, shared) with shB/ a slave bind of it and a
@@ -34,6 +37,7 @@
 #include <termios.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 
 #define MB (1024 * 1024)
 #define OWNED_MTIME 1000000000
@@ -166,7 +170,10 @@ static void setup(void)
 	at(p, sizeof(p), "/tmp/hello");
 	at(q, sizeof(q), "/tmp/hello2");
 	must(!link(p, q), "link hello2");
+	must(!setxattr(p, "user.ckpt", "yes", 3, 0), "setxattr user.ckpt");
 	sub_mkdir("/tmp/sub");
+	at(p, sizeof(p), "/tmp/sub");
+	must(!setxattr(p, "trusted.ckpt", "dir", 3, 0), "setxattr trusted.ckpt");
 	put_file("/tmp/sub/inner", "inner file\n");
 	at(p, sizeof(p), "/tmp/link");
 	must(!symlink("hello", p), "symlink");
@@ -195,6 +202,19 @@ static void setup(void)
 	do_mount("devpts", "/pts", "devpts", MS_NOSUID | MS_NOEXEC,
 		 "newinstance,ptmxmode=0666,mode=620");
 	do_mount("mqueue", "/mq", "mqueue", MS_NODEV, NULL);
+	/* overlay: a host lower layer, upper and work dirs in the tmpfs */
+	sub_mkdir("/ovl");
+	sub_mkdir("/tmp/ovl-up");
+	sub_mkdir("/tmp/ovl-work");
+	{
+		char opts[2048], l[600], u[600], w[600];
+		snprintf(l, sizeof(l), "%s/mntns-lower", wl_dir());
+		at(u, sizeof(u), "/tmp/ovl-up");
+		at(w, sizeof(w), "/tmp/ovl-work");
+		snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=%s,workdir=%s", l, u, w);
+		do_mount("ckpt-ovl", "/ovl", "overlay", 0, opts);
+	}
+	put_file("/ovl/upper", "written through overlay\n");
 
 	if (!strcmp(mode, "shared")) {
 		sub_mkdir("/shA");
@@ -245,6 +265,20 @@ static void check_files(void)
 	WL_CHECK(!strcmp(buf, "inner file\n"), "tmp/sub/inner reads '%s'", buf);
 	get_file("/bind/inner", buf, sizeof(buf));
 	WL_CHECK(!strcmp(buf, "inner file\n"), "bind/inner reads '%s'", buf);
+	at(p, sizeof(p), "/tmp/hello2");
+	memset(buf, 0, sizeof(buf));
+	WL_CHECK(getxattr(p, "user.ckpt", buf, sizeof(buf)) == 3 && !strcmp(buf, "yes"),
+		 "tmp/hello: xattr user.ckpt is '%s'", buf);
+	at(p, sizeof(p), "/tmp/sub");
+	memset(buf, 0, sizeof(buf));
+	WL_CHECK(getxattr(p, "trusted.ckpt", buf, sizeof(buf)) == 3 && !strcmp(buf, "dir"),
+		 "tmp/sub: xattr trusted.ckpt is '%s'", buf);
+	get_file("/ovl/lower", buf, sizeof(buf));
+	WL_CHECK(!strcmp(buf, "lower\n"), "ovl/lower reads '%s'", buf);
+	get_file("/ovl/upper", buf, sizeof(buf));
+	WL_CHECK(!strcmp(buf, "written through overlay\n"), "ovl/upper reads '%s'", buf);
+	get_file("/tmp/ovl-up/upper", buf, sizeof(buf));
+	WL_CHECK(!strcmp(buf, "written through overlay\n"), "tmp/ovl-up/upper reads '%s'", buf);
 	get_file("/hostbind/marker", buf, sizeof(buf));
 	WL_CHECK(!strcmp(buf, "host\n"), "hostbind/marker reads '%s'", buf);
 	at(p, sizeof(p), "/tmp/link");
