@@ -510,6 +510,31 @@ static int classify(struct fs_priv *p, struct mi_list *tree, size_t idx, struct 
 	return -ENOTSUP;
 }
 
+/* Every --external mnt[A]:KEY of a dump must name a mount of the tree. */
+static int check_externals_used(struct fs_priv *p, const struct mi_list *tree)
+{
+	const char *v = p->host->config_get ? p->host->config_get(FS_NAME, "external_mnt") : NULL;
+
+	while (v && !strncmp(v, "mnt[", 4)) {
+		const char *close_br = strstr(v, "]:"), *end;
+		bool found = false;
+
+		if (!close_br)
+			break;
+		for (size_t i = 0; i < tree->n && !found; i++)
+			found = strlen(tree->v[i].mp) == (size_t)(close_br - v - 4) &&
+				!strncmp(tree->v[i].mp, v + 4, (size_t)(close_br - v - 4));
+		if (!found) {
+			fs_err(p, "dump: --external %.*s: the tree's mount namespace has no mount at %.*s",
+			       (int)(strcspn(v, ",")), v, (int)(close_br - v - 4), v + 4);
+			return -EINVAL;
+		}
+		end = strstr(close_br + 2, ",mnt[");
+		v = end ? end + 1 : close_br + strlen(close_br);
+	}
+	return 0;
+}
+
 static bool own_pidns(pid_t root)
 {
 	struct stat a, b;
@@ -596,7 +621,9 @@ int mnt_dump_namespace(struct fs_priv *p, pid_t root)
 		}
 		fs_debug(p, "dump: mount %u %s (%s): kind %d", m->id, m->mp, m->fstype, r->kind);
 	}
-	ret = clone_tmpfs_mounts(p, root, rec, tree.n, fds);
+	ret = check_externals_used(p, &tree);
+	if (!ret)
+		ret = clone_tmpfs_mounts(p, root, rec, tree.n, fds);
 	for (size_t i = 0; i < tree.n && !ret; i++) {
 		struct stat st;
 		char what[PATH_MAX + 16];

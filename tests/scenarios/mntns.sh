@@ -68,6 +68,15 @@ sc_mntns_external() {
 	mntns_prep
 	start_wl fs/mntns external || { fail $name "workload did not get ready"; return; }
 	sleep 0.2
+	# a mount point the tree does not have: refused, the tree runs on
+	ck dump-badext dump -t "$PID" -D "$T/img-badext" -v4 -o dump.log --external "mnt[$T/mntns/nothing]:k"
+	if ((CK_RC != 1)) || ! one_line dump-badext || ! grep -q "no mount at $T/mntns/nothing" "$T/dump-badext.stderr"; then
+		fail $name "dump with a wrong --external $CK_WHY: $(stderr_line dump-badext)"
+		return
+	fi
+	sleep 0.2
+	alive "$PID" && [[ $(state "$PID") == [RS] && $(tracer_of "$PID") == 0 ]] ||
+		{ fail $name "the workload is not left running after the refused dump"; return; }
 	dump "$PID" "$D" --external "mnt[$T/mntns/ext]:extkey"
 	((CK_RC == 0)) || { fail $name "dump $CK_WHY: $(stderr_line dump)"; return; }
 	wait_until 10 gone "$PID" || { fail $name "pid $PID still runs after the dump"; return; }
