@@ -971,8 +971,10 @@ static int match_inherited(struct builder *b)
 
 			keep = rel != NULL;
 		}
-		if (keep)
+		if (keep) {
+			ret = add_known(b, deep->id); /* not one to adopt later */
 			continue;
+		}
 		if (umount2(deep->mp, MNT_DETACH)) {
 			fs_err(p, "restore: cannot unmount %s, which the tree did not have: %s",
 			       deep->mp, strerror(errno));
