@@ -592,7 +592,7 @@ int mnt_dump_namespace(struct fs_priv *p, pid_t root)
 		r->source = m->source;
 		r->super_opts = m->sopts;
 		r->flags = (uint32_t)m->flags;
-		r->dev = (uint32_t)makedev(m->maj, m->min);
+		r->dev = (uint64_t)makedev(m->maj, m->min);
 		if (m->super_ro) {
 			r->has_super_ro = true;
 			r->super_ro = true;

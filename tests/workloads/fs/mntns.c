@@ -12,6 +12,7 @@
  *   hostbind/ bind of DIR/mntns-host (a host directory holding "marker")
  *   proc/     a proc mount; sys/ sysfs read-only; pts/ a devpts instance
  *             (ptmxmode=0666,mode=620); mq/ mqueue
+ *   "with space"/ a tmpfs (mode=700, noexec) holding f
  *   ovl/      overlay of DIR/mntns-lower (holding "lower") with upper and
  *             work dirs in tmp/; "upper" written through it
  *   cwd in tmp/sub; fd 30 = tmp/hello O_RDWR, offset 5
@@ -163,6 +164,7 @@ static void setup(void)
 	sub_mkdir("/sys");
 	sub_mkdir("/pts");
 	sub_mkdir("/mq");
+	sub_mkdir("/with space");
 
 	do_mount("ckpt-tmp", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
 		 "size=8m,mode=751,nr_inodes=500");
@@ -202,6 +204,9 @@ static void setup(void)
 	do_mount("devpts", "/pts", "devpts", MS_NOSUID | MS_NOEXEC,
 		 "newinstance,ptmxmode=0666,mode=620");
 	do_mount("mqueue", "/mq", "mqueue", MS_NODEV, NULL);
+	/* mountinfo escapes the space */
+	do_mount("ckpt space", "/with space", "tmpfs", MS_NOEXEC, "size=64k,mode=700");
+	put_file("/with space/f", "spaced\n");
 	/* overlay: a host lower layer, upper and work dirs in the tmpfs */
 	sub_mkdir("/ovl");
 	sub_mkdir("/tmp/ovl-up");
@@ -273,6 +278,8 @@ static void check_files(void)
 	memset(buf, 0, sizeof(buf));
 	WL_CHECK(getxattr(p, "trusted.ckpt", buf, sizeof(buf)) == 3 && !strcmp(buf, "dir"),
 		 "tmp/sub: xattr trusted.ckpt is '%s'", buf);
+	get_file("/with space/f", buf, sizeof(buf));
+	WL_CHECK(!strcmp(buf, "spaced\n"), "'with space/f' reads '%s'", buf);
 	get_file("/ovl/lower", buf, sizeof(buf));
 	WL_CHECK(!strcmp(buf, "lower\n"), "ovl/lower reads '%s'", buf);
 	get_file("/ovl/upper", buf, sizeof(buf));
