@@ -868,9 +868,9 @@ CKPT_PLUGIN_EXPORT = {
 	.abi_major = CKPT_PLUGIN_ABI_MAJOR,
 	.abi_minor = CKPT_PLUGIN_ABI_MINOR,
 	.name = FS_NAME,
-	.version = "0.2.0",
+	.version = "0.3.0",
 	.description = "regular files, character devices, fifos, pipes, eventfd, signalfd, "
-		       "timerfd, epoll, inotify, memfd and terminals",
+		       "timerfd, epoll, inotify, memfd, terminals and mount namespaces",
 	.config = fs_config,
 	.init = fs_init,
 	.fini = fs_fini,
