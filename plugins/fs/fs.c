@@ -483,6 +483,7 @@ static void fs_fini(void *priv)
 	release_keeps(p);
 	free_tables(p);
 	free(p->in_task_done);
+	mnt_restore_free(p);
 	free(p);
 }
 
@@ -592,6 +593,10 @@ static int fs_restore_resume(void *priv, pid_t root)
 	struct fs_priv *p = priv;
 
 	(void)root;
+	/* a proc of the tree's own pid namespace, now that it exists */
+	int ret = mnt_restore_resume(p);
+	if (ret)
+		return ret;
 	/* ptys: locked and exclusive again, now that every slave is open */
 	fs_tty_restore_resume(p);
 	/* Every fd is in its task now; FIFO ends see the true reader and
@@ -610,6 +615,7 @@ static int fs_restore_finish(void *priv, int ok)
 	release_holds(p);
 	release_keeps(p);
 	free_tables(p);
+	mnt_restore_free(p);
 	return 0;
 }
 

@@ -20,10 +20,11 @@
  * tree's mounts in order, parents first; hand the namespace to the core as
  * an fd and go back to ckpt's own.  The core enters it before it opens any
  * file of the tree (ckpt_lifecycle_hooks.restore_namespace).  A mount that appeared by propagation while the tree
- * was rebuilt is taken as it is.  Limits: the tree's root must be the root
- * of its namespace (no chroot or pivot_root); proc is mounted from ckpt's
- * pid namespace (a tree that is init of its own pid namespace must not
- * have a proc mount of its own).
+ * was rebuilt is taken as it is.  A proc of a tree whose root is init of
+ * its own pid namespace (and whatever lies below it) is mounted in
+ * restore_resume, once that namespace exists, with the mount option pidns
+ * (Linux 6.15).  Limit: the tree's root must be the root of its namespace
+ * (no chroot or pivot_root).
  */
 #include <dirent.h>
 #include <sched.h>
@@ -612,12 +613,12 @@ int mnt_dump_namespace(struct fs_priv *p, pid_t root)
 		ret = classify(p, &tree, i, &host, rec);
 		if (ret)
 			goto out;
+		/* the root is init of its own pid namespace: its proc can only
+		 * be mounted once the restored namespace exists */
 		if (r->kind == CKPT__FS__MOUNT_KIND__MNT_FRESH && !strcmp(m->fstype, "proc") &&
 		    own_pidns(root)) {
-			fs_err(p, "dump: mount %s: a proc of the tree's own pid namespace cannot be mounted again yet",
-			       m->mp);
-			ret = -ENOTSUP;
-			goto out;
+			r->has_tree_pidns = true;
+			r->tree_pidns = true;
 		}
 		fs_debug(p, "dump: mount %u %s (%s): kind %d", m->id, m->mp, m->fstype, r->kind);
 	}
@@ -1012,32 +1013,97 @@ static int adopt(struct builder *b, const Ckpt__Fs__Mount *r, uint64_t *id)
 	return 0;
 }
 
-static int build(struct builder *b, int *nsfd)
+/* Below a proc of the tree's own pid namespace, or bound from such a
+ * mount: made in restore_resume, once that namespace exists. */
+static bool deferred(const struct builder *b, const Ckpt__Fs__Mount *r)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		const Ckpt__Fs__Mount *q = b->recs[i];
+
+		if (q == r)
+			break;
+		if (q->tree_pidns && below(r->mountpoint, q->mountpoint))
+			return true;
+		if (r->kind == CKPT__FS__MOUNT_KIND__MNT_BIND && r->bind_from == q->id &&
+		    deferred(b, q))
+			return true;
+	}
+	return r->tree_pidns;
+}
+
+/* proc of pid namespace pidns_fd (the mount option pidns, Linux 6.15),
+ * with the proc options of the dump, through the new mount API */
+static int mount_proc_of(struct fs_priv *p, const Ckpt__Fs__Mount *r, int pidns_fd)
+{
+	static const struct {
+		unsigned long ms;
+		unsigned int attr;
+	} attrs[] = {
+		{ MS_RDONLY, MOUNT_ATTR_RDONLY },	{ MS_NOSUID, MOUNT_ATTR_NOSUID },
+		{ MS_NODEV, MOUNT_ATTR_NODEV },		{ MS_NOEXEC, MOUNT_ATTR_NOEXEC },
+		{ MS_NOATIME, MOUNT_ATTR_NOATIME },	{ MS_STRICTATIME, MOUNT_ATTR_STRICTATIME },
+		{ MS_NODIRATIME, MOUNT_ATTR_NODIRATIME }, { MS_NOSYMFOLLOW, MOUNT_ATTR_NOSYMFOLLOW },
+	};
+	unsigned long fl = mount_flags(r);
+	unsigned int at = 0;
+	char *opts = fresh_opts(r), *save = NULL;
+	int fsfd = -1, mfd = -1, ret = 0;
+	const char *step = "fsopen";
+
+	if (!opts)
+		return -ENOMEM;
+	for (size_t i = 0; i < sizeof(attrs) / sizeof(attrs[0]); i++)
+		if (fl & attrs[i].ms)
+			at |= attrs[i].attr;
+	fsfd = fsopen("proc", FSOPEN_CLOEXEC);
+	if (fsfd < 0)
+		goto err;
+	step = "its pid namespace (mount option pidns, Linux 6.15 and later)";
+	if (fsconfig(fsfd, FSCONFIG_SET_FD, "pidns", NULL, pidns_fd))
+		goto err;
+	step = "its options";
+	for (char *t = strtok_r(opts, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(t, '=');
+
+		if (!eq)
+			continue;
+		*eq = 0;
+		if (fsconfig(fsfd, FSCONFIG_SET_STRING, t, eq + 1, 0))
+			goto err;
+	}
+	step = "the superblock";
+	if (fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0))
+		goto err;
+	step = "the mount";
+	mfd = fsmount(fsfd, FSMOUNT_CLOEXEC, at);
+	if (mfd < 0 || move_mount(mfd, "", AT_FDCWD, r->mountpoint, MOVE_MOUNT_F_EMPTY_PATH))
+		goto err;
+	goto out;
+err:
+	ret = -errno;
+	fs_err(p, "restore: cannot mount the proc of the tree's pid namespace on %s: %s: %s",
+	       r->mountpoint, step, strerror(errno));
+out:
+	if (mfd >= 0)
+		close(mfd);
+	if (fsfd >= 0)
+		close(fsfd);
+	free(opts);
+	return ret ? fs_errno(-ret) : 0;
+}
+
+/* Make the tree's own mounts in order: now (pidns_fd < 0) those that can
+ * be, in restore_resume the deferred ones. */
+static int make_mounts(struct builder *b, int pidns_fd)
 {
 	struct fs_priv *p = b->p;
-	int ret;
+	int ret = 0;
 
-	if (unshare(CLONE_NEWNS)) {
-		fs_err(p, "restore: cannot create a mount namespace: %s", strerror(errno));
-		return -errno;
-	}
-	/* before the tree's mounts replace ckpt's /proc */
-	*nsfd = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
-	if (*nsfd < 0) {
-		fs_err(p, "restore: cannot hold the new mount namespace: %s", strerror(errno));
-		return -errno;
-	}
-	b->mi_fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
-	if (b->mi_fd < 0) {
-		fs_err(p, "restore: cannot read /proc/self/mountinfo: %s", strerror(errno));
-		return -errno;
-	}
-	ret = match_inherited(b);
 	for (size_t i = 0; i < b->n && !ret; i++) {
 		const Ckpt__Fs__Mount *r = b->recs[i];
 		uint64_t id = 0;
 
-		if (r->kind == CKPT__FS__MOUNT_KIND__MNT_INHERITED)
+		if (r->kind == CKPT__FS__MOUNT_KIND__MNT_INHERITED || deferred(b, r) != (pidns_fd >= 0))
 			continue;
 		ret = adopt(b, r, &id);
 		if (ret)
@@ -1053,7 +1119,7 @@ static int build(struct builder *b, int *nsfd)
 				ret = -ENOENT;
 				break;
 			}
-			ret = make_mount(b, r);
+			ret = r->tree_pidns ? mount_proc_of(p, r, pidns_fd) : make_mount(b, r);
 			if (!ret)
 				ret = top_mount_id(r->mountpoint, &id);
 			if (ret)
@@ -1064,37 +1130,155 @@ static int build(struct builder *b, int *nsfd)
 			ret = record_done(b, r, id);
 	}
 	for (size_t i = 0; i < b->ndone && !ret; i++)
-		if (b->done[i].rec->unbindable)
+		if (b->done[i].rec->unbindable && deferred(b, b->done[i].rec) == (pidns_fd >= 0))
 			ret = set_propagation(p, b->done[i].rec->mountpoint, MS_UNBINDABLE,
 					      "unbindable");
+	return ret;
+}
+
+static int build(struct builder *b, int *nsfd)
+{
+	struct fs_priv *p = b->p;
+	int ret;
+
+	if (unshare(CLONE_NEWNS)) {
+		fs_err(p, "restore: cannot create a mount namespace: %s", strerror(errno));
+		return -errno;
+	}
+	/* before the tree's mounts replace ckpt's /proc */
+	*nsfd = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+	if (*nsfd < 0) {
+		fs_err(p, "restore: cannot hold the new mount namespace: %s", strerror(errno));
+		return -errno;
+	}
+	/* shows this namespace for as long as it is open */
+	b->mi_fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+	if (b->mi_fd < 0) {
+		fs_err(p, "restore: cannot read /proc/self/mountinfo: %s", strerror(errno));
+		return -errno;
+	}
+	ret = match_inherited(b);
+	if (!ret)
+		ret = make_mounts(b, -1);
 	if (!ret)
 		fs_info(p, "restore: %zu mount(s) of the tree's mount namespace in place", b->ndone);
 	return ret;
 }
 
+struct mnt_restore {
+	struct builder b;
+	int nsfd;     /* the new namespace */
+	bool pending; /* deferred mounts left for restore_resume */
+};
+
+/* Run fn in the tree's namespace nsfd and come back to ours. */
+static int in_namespace(struct fs_priv *p, int nsfd, int (*fn)(struct builder *, int), struct builder *b,
+			int arg)
+{
+	int self_ns = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+	int cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int r;
+
+	if (self_ns < 0 || cwd < 0 || setns(nsfd, CLONE_NEWNS)) {
+		r = -errno;
+		fs_err(p, "restore: cannot enter the tree's mount namespace: %s", strerror(errno));
+	} else {
+		r = fn(b, arg);
+		if (setns(self_ns, CLONE_NEWNS) || fchdir(cwd)) {
+			fs_err(p, "restore: cannot return to ckpt's own mount namespace: %s",
+			       strerror(errno));
+			if (!r)
+				r = -errno;
+		}
+	}
+	if (self_ns >= 0)
+		close(self_ns);
+	if (cwd >= 0)
+		close(cwd);
+	return r;
+}
+
+void mnt_restore_free(struct fs_priv *p)
+{
+	struct mnt_restore *m = p->mnt;
+
+	if (!m)
+		return;
+	if (m->nsfd >= 0)
+		close(m->nsfd);
+	if (m->b.mi_fd >= 0)
+		close(m->b.mi_fd);
+	for (size_t i = 0; i < m->b.n; i++)
+		protobuf_c_message_free_unpacked(&m->b.recs[i]->base, NULL);
+	free(m->b.recs);
+	free(m->b.known);
+	free(m->b.done);
+	free(m);
+	p->mnt = NULL;
+}
+
+int mnt_restore_resume(struct fs_priv *p)
+{
+	struct mnt_restore *m = p->mnt;
+	pid_t root;
+	char path[64];
+	int pidns, ret;
+
+	if (!m || !m->pending)
+		return 0;
+	m->pending = false;
+	if (!p->host->tree_pids || p->host->tree_pids(&root, 1) < 1) {
+		fs_err(p, "restore: the restored tree is not known; cannot mount its proc");
+		return -EINVAL;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int)root);
+	pidns = open(path, O_RDONLY | O_CLOEXEC);
+	if (pidns < 0) {
+		ret = -errno;
+		fs_err(p, "restore: cannot open the pid namespace of the restored tree: %s",
+		       strerror(errno));
+		return ret;
+	}
+	ret = in_namespace(p, m->nsfd, make_mounts, &m->b, pidns);
+	close(pidns);
+	if (!ret)
+		fs_info(p, "restore: the mounts that need the tree's pid namespace are in place");
+	return ret;
+}
+
 int mnt_restore_namespace(struct fs_priv *p, int *out)
 {
-	struct builder b = { .p = p, .mi_fd = -1 };
+	struct mnt_restore *m;
 	int ret;
 
+	mnt_restore_free(p);
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->nsfd = -1;
+	m->b.p = p;
+	m->b.mi_fd = -1;
+	p->mnt = m;
 	ret = p->host->img_load(MNT_IMG, &ckpt__fs__mount__descriptor,
-				(ProtobufCMessage ***)&b.recs, &b.n);
+				(ProtobufCMessage ***)&m->b.recs, &m->b.n);
 	if (ret)
 		return fs_errno(-ret);
-	if (!b.n) {
+	if (!m->b.n) {
 		fs_err(p, "restore: the dump saved a mount namespace, but %s lists no mount; the images are incomplete",
 		       MNT_IMG);
-		ret = -EBADMSG;
-		goto out;
+		return -EBADMSG;
 	}
-	for (size_t i = 0; i < b.n; i++)
-		if (!b.recs[i]->mountpoint || !b.recs[i]->fstype || !b.recs[i]->root ||
-		    b.recs[i]->mountpoint[0] != '/' ||
-		    (b.recs[i]->kind == CKPT__FS__MOUNT_KIND__MNT_TMPFS && !b.recs[i]->tmpfs_image)) {
+	for (size_t i = 0; i < m->b.n; i++) {
+		const Ckpt__Fs__Mount *r = m->b.recs[i];
+
+		if (!r->mountpoint || !r->fstype || !r->root || r->mountpoint[0] != '/' ||
+		    (r->kind == CKPT__FS__MOUNT_KIND__MNT_TMPFS && !r->tmpfs_image)) {
 			fs_err(p, "restore: %s: record %zu is damaged", MNT_IMG, i);
-			ret = -EBADMSG;
-			goto out;
+			return -EBADMSG;
 		}
+		if (deferred(&m->b, r))
+			m->pending = true;
+	}
 
 	/* built in a namespace of its own that we leave again at once: the
 	 * fd keeps it; ckpt's own namespace is never touched */
@@ -1106,7 +1290,7 @@ int mnt_restore_namespace(struct fs_priv *p, int *out)
 		r = -errno;
 		fs_err(p, "restore: cannot hold ckpt's own mount namespace: %s", strerror(errno));
 	} else {
-		r = build(&b, out);
+		r = build(&m->b, &m->nsfd);
 		if (setns(self_ns, CLONE_NEWNS) || fchdir(cwd)) {
 			fs_err(p, "restore: cannot return to ckpt's own mount namespace: %s",
 			       strerror(errno));
@@ -1114,22 +1298,17 @@ int mnt_restore_namespace(struct fs_priv *p, int *out)
 				r = -errno;
 		}
 	}
-	if (r && *out >= 0) {
-		close(*out);
-		*out = -1;
-	}
 	if (self_ns >= 0)
 		close(self_ns);
 	if (cwd >= 0)
 		close(cwd);
-	if (b.mi_fd >= 0)
-		close(b.mi_fd);
-	free(b.known);
-	free(b.done);
-	ret = r;
-out:
-	for (size_t i = 0; i < b.n; i++)
-		protobuf_c_message_free_unpacked(&b.recs[i]->base, NULL);
-	free(b.recs);
-	return ret < 0 ? (ret == -ENOENT || ret == -EBADMSG ? ret : fs_errno(-ret)) : 0;
+	if (!r) {
+		/* the core takes one fd; ours stays for restore_resume */
+		*out = fcntl(m->nsfd, F_DUPFD_CLOEXEC, 0);
+		if (*out < 0)
+			r = -errno;
+	}
+	if (r)
+		mnt_restore_free(p);
+	return r < 0 ? (r == -ENOENT || r == -EBADMSG ? r : fs_errno(-r)) : 0;
 }

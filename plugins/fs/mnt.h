@@ -14,6 +14,10 @@
 /* lifecycle hooks: namespace kind "mnt" */
 int mnt_dump_namespace(struct fs_priv *p, pid_t root);
 int mnt_restore_namespace(struct fs_priv *p, int *fd);
+/* restore_resume: the mounts that needed the tree's pid namespace (a proc
+ * of its own when the root is init of one); restore_finish: forget */
+int mnt_restore_resume(struct fs_priv *p);
+void mnt_restore_free(struct fs_priv *p);
 
 /* Save every file under rootfd (the root of a detached copy of the mount)
  * to image img_name; what names the mount in errors.  0 or -errno after

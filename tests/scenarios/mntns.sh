@@ -14,6 +14,7 @@ SCENARIOS+=(
 	"mntns_pty|mntns-devpts-pty"
 	"mntns_refused|fail-mntns-no-fs-plugin fail-mntns-ramfs"
 	"mntns_pidns|mntns-restore-pidns"
+	"mntns_pidinit|mntns-pid-init"
 )
 
 # the host directories the workload binds
@@ -135,6 +136,30 @@ sc_mntns_pidns() {
 	signal_wait "$copy" 60 || { fail $name "no result after SIGUSR1: $(describe "$copy")"; return; }
 	result_is_pass || { fail $name "workload: $(result_text)"; return; }
 	wait_until 10 gone "$copy" || { fail $name "pid $copy still runs after reporting"; return; }
+	wait_until 5 no_others || { fail $name "processes left running: $(others)"; return; }
+	report pass $name
+}
+
+# the root is init of its own pid namespace too (a container): its proc is
+# mounted once the restored pid namespace exists, then the read-only bind
+# of proc/sys below it
+sc_mntns_pidinit() {
+	local D=$T/img name=mntns-pid-init np
+	mntns_prep
+	start_wl fs/mntns pidinit || { fail $name "workload did not get ready"; return; }
+	sleep 0.2
+	dump "$PID" "$D"
+	((CK_RC == 0)) || { fail $name "dump $CK_WHY: $(stderr_line dump)"; return; }
+	wait_until 10 gone "$PID" || { fail $name "pid $PID still runs after the dump"; return; }
+	restore "$D"
+	((CK_RC == 0)) || { fail $name "restore $CK_WHY: $(stderr_line restore)"; return; }
+	np=$(<"$T/restored.pid")
+	np=${np//[[:space:]]/}
+	alive "$np" || { fail $name "restored init $np is not running"; return; }
+	PID=$np
+	signal_wait "$PID" 60 || { fail $name "no result after SIGUSR1: $(describe "$PID")"; return; }
+	result_is_pass || { fail $name "workload: $(result_text)"; return; }
+	wait_until 10 gone "$PID" || { fail $name "pid $PID still runs after reporting"; return; }
 	wait_until 5 no_others || { fail $name "processes left running: $(others)"; return; }
 	report pass $name
 }

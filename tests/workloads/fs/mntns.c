@@ -20,6 +20,9 @@
  * MODE shared adds shA/ (tmpfs, shared) with shB/ a slave bind of it and a
  * tmpfs shA/child mounted afterwards (which propagates to shB/child).
  * MODE pty opens a pty of pts/ (fds 31, 32) and checks it works after.
+ * MODE pidinit runs all this as init (PID 1) of a pid namespace of its own,
+ * with proc/sys bound read-only onto itself: its proc must show that pid
+ * namespace after the restore.
  * MODE ramfs adds a ramfs on ramfs/, which the dump must refuse.
  * MODE external adds ext/, a bind of DIR/mntns-ext-a (dumped as external;
  * the restore binds DIR/mntns-ext-b there): its "marker" must read "a"
@@ -142,6 +145,8 @@ static void do_mount(const char *src, const char *rel, const char *type, unsigne
 	char p[600];
 
 	at(p, sizeof(p), rel);
+	if (!src && (fl & MS_BIND))
+		src = p;
 	if (mount(src, p, type, fl, data))
 		wl_die("mount %s on %s: %s", src ? src : type, p, strerror(errno));
 }
@@ -399,15 +404,53 @@ int main(int argc, char **argv)
 	wl_init("fs/mntns");
 	if (argc > 1)
 		mode = argv[1];
+	int ready_pipe = -1;
+	if (!strcmp(mode, "pidinit")) {
+		/* become init of a pid namespace of our own; the starter
+		 * reports our outer pid and leaves */
+		int pp[2];
+		if (unshare(CLONE_NEWPID) || pipe(pp))
+			wl_die("unshare(CLONE_NEWPID): %s", strerror(errno));
+		pid_t init = fork();
+		if (init < 0)
+			wl_die("fork: %s", strerror(errno));
+		if (init > 0) {
+			const char *ready = getenv("CKPT_TEST_READY");
+			close(pp[1]);
+			if (read(pp[0], buf, 1) != 1)
+				_exit(2);
+			snprintf(buf, sizeof(buf), "%d\n", (int)init);
+			if (ready && wl_write_file(ready, buf))
+				wl_die("cannot write %s", ready);
+			_exit(0);
+		}
+		close(pp[0]);
+		setsid();
+		ready_pipe = pp[1];
+	}
 	setup();
+	if (!strcmp(mode, "pidinit")) {
+		/* a read-only bind below the proc: made after the proc at restore */
+		do_mount(NULL, "/proc/sys", NULL, MS_BIND, NULL);
+		do_mount(NULL, "/proc/sys", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL);
+	}
 	nb = read_mounts(before, 64);
 	if (!strcmp(mode, "external")) {
 		get_file("/ext/marker", buf, sizeof(buf));
 		if (strcmp(buf, "a\n"))
 			wl_die("ext/marker reads '%s' before the dump", buf);
 	}
-	wl_ready();
+	if (ready_pipe >= 0) {
+		wl_ready_pid = getpid();
+		if (write(ready_pipe, "r", 1) != 1)
+			_exit(2);
+		close(ready_pipe);
+	} else {
+		wl_ready();
+	}
 	wl_wait_usr1();
+	if (ready_pipe >= 0)
+		WL_CHECK(getpid() == 1, "init of the pid namespace is pid %d", (int)getpid());
 
 	na = read_mounts(after, 64);
 	WL_CHECK(na == nb, "%d mounts under %s, %d before", na, base, nb);
