@@ -23,8 +23,11 @@
  * was rebuilt is taken as it is.  A proc of a tree whose root is init of
  * its own pid namespace (and whatever lies below it) is mounted in
  * restore_resume, once that namespace exists, with the mount option pidns
- * (Linux 6.15).  Limit: the tree's root must be the root of its namespace
- * (no chroot or pivot_root).
+ * (Linux 6.15).  A tree behind pivot_root (its "/" is not ckpt's) keeps
+ * nothing of ckpt's namespace: every mount is made under a fresh directory
+ * (host sources still in reach), which pivot_root then makes the root.
+ * Limit: the tree's root directory must be the root of its namespace (no
+ * chroot inside it).
  */
 #include <dirent.h>
 #include <sched.h>
@@ -397,7 +400,7 @@ static int clone_tmpfs_mounts(struct fs_priv *p, pid_t root, Ckpt__Fs__Mount **r
 
 /* How mount m of the tree is made again; -errno after an error was logged. */
 static int classify(struct fs_priv *p, struct mi_list *tree, size_t idx, struct mi_list *host,
-		    Ckpt__Fs__Mount **rec)
+		    Ckpt__Fs__Mount **rec, bool pivoted)
 {
 	struct mi *m = &tree->v[idx];
 	Ckpt__Fs__Mount *r = rec[idx];
@@ -408,7 +411,7 @@ static int classify(struct fs_priv *p, struct mi_list *tree, size_t idx, struct 
 		r->external_key = key;
 		return 0;
 	}
-	for (size_t i = 0; i < host->n; i++) {
+	for (size_t i = 0; i < host->n && !pivoted; i++) {
 		struct mi *h = &host->v[i];
 
 		if (!h->taken && h->maj == m->maj && h->min == m->min && !strcmp(h->mp, m->mp) &&
@@ -419,9 +422,8 @@ static int classify(struct fs_priv *p, struct mi_list *tree, size_t idx, struct 
 		}
 	}
 	if (!strcmp(m->mp, "/")) {
-		fs_err(p, "dump: the root mount of the tree's mount namespace (%s, %s) is not ckpt's; a tree behind pivot_root is not supported yet",
-		       m->fstype, m->source);
-		return -ENOTSUP;
+		r->has_new_root = true;
+		r->new_root = true;
 	}
 
 	/* a peer or slave is bound from the first mount of its group; any
@@ -567,6 +569,22 @@ int mnt_dump_namespace(struct fs_priv *p, pid_t root)
 		ret = mi_read(p, "/proc/self/mountinfo", -1, &host);
 	if (ret)
 		goto out;
+	/* behind pivot_root when its root is not ckpt's: then nothing of
+	 * ckpt's namespace is kept and every mount is made again */
+	const struct mi *troot = NULL, *hroot = NULL;
+	for (size_t i = 0; i < tree.n; i++)
+		if (!strcmp(tree.v[i].mp, "/"))
+			troot = &tree.v[i];
+	for (size_t i = 0; i < host.n; i++)
+		if (!strcmp(host.v[i].mp, "/"))
+			hroot = &host.v[i];
+	bool pivoted = !troot || !hroot || troot->maj != hroot->maj || troot->min != hroot->min ||
+		       strcmp(troot->root, hroot->root) || strcmp(troot->fstype, hroot->fstype);
+	if (!troot) {
+		fs_err(p, "dump: the mount namespace of PID %d shows no root mount", (int)root);
+		ret = -ENOTSUP;
+		goto out;
+	}
 	rec = calloc(tree.n ? tree.n : 1, sizeof(*rec));
 	fds = malloc((tree.n ? tree.n : 1) * sizeof(int));
 	if (!rec || !fds) {
@@ -610,7 +628,7 @@ int mnt_dump_namespace(struct fs_priv *p, pid_t root)
 			r->has_unbindable = true;
 			r->unbindable = true;
 		}
-		ret = classify(p, &tree, i, &host, rec);
+		ret = classify(p, &tree, i, &host, rec, pivoted);
 		if (ret)
 			goto out;
 		/* the root is init of its own pid namespace: its proc can only
@@ -696,7 +714,23 @@ struct builder {
 	size_t nknown;
 	struct built *done;
 	size_t ndone;
+	/* a tree behind pivot_root: its mounts are made under stage, then
+	 * pivot_root makes stage the root (pivoted) */
+	char *stage;
+	char **staged; /* mount point under stage, per record */
+	bool stage_made, pivoted;
 };
+
+/* Where record r is mounted now: under the stage until the pivot. */
+static const char *where(const struct builder *b, const Ckpt__Fs__Mount *r)
+{
+	if (!b->staged || b->pivoted)
+		return r->mountpoint;
+	for (size_t i = 0; i < b->n; i++)
+		if (b->recs[i] == r)
+			return b->staged[i];
+	return r->mountpoint;
+}
 
 static bool is_known(const struct builder *b, uint64_t id)
 {
@@ -787,7 +821,7 @@ static int make_mount(struct builder *b, const Ckpt__Fs__Mount *r)
 {
 	struct fs_priv *p = b->p;
 	unsigned long fl = mount_flags(r);
-	const char *mp = r->mountpoint;
+	const char *mp = where(b, r);
 	char *src = NULL, *opts = NULL;
 	struct stat st;
 	int ret = 0;
@@ -850,7 +884,7 @@ static int make_mount(struct builder *b, const Ckpt__Fs__Mount *r)
 			       mp, r->bind_from);
 			return -EBADMSG;
 		}
-		if (asprintf(&src, "%s%s%s", from->rec->mountpoint,
+		if (asprintf(&src, "%s%s%s", where(b, from->rec),
 			     r->bind_path && *r->bind_path ? "/" : "", r->bind_path ? r->bind_path : "") < 0)
 			return -ENOMEM;
 		break;
@@ -892,7 +926,7 @@ static int make_mount(struct builder *b, const Ckpt__Fs__Mount *r)
 /* Propagation of a mount of the tree, once it exists. */
 static int propagate(struct builder *b, const Ckpt__Fs__Mount *r)
 {
-	const char *mp = r->mountpoint;
+	const char *mp = where(b, r);
 	int ret = 0;
 
 	if (r->master) {
@@ -1006,7 +1040,7 @@ static int adopt(struct builder *b, const Ckpt__Fs__Mount *r, uint64_t *id)
 	if (ret)
 		return ret;
 	for (size_t k = 0; k < now.n; k++)
-		if (!is_known(b, now.v[k].id) && !strcmp(now.v[k].mp, r->mountpoint) &&
+		if (!is_known(b, now.v[k].id) && !strcmp(now.v[k].mp, where(b, r)) &&
 		    !strcmp(now.v[k].fstype, r->fstype))
 			*id = now.v[k].id;
 	mi_free(&now);
@@ -1033,8 +1067,9 @@ static bool deferred(const struct builder *b, const Ckpt__Fs__Mount *r)
 
 /* proc of pid namespace pidns_fd (the mount option pidns, Linux 6.15),
  * with the proc options of the dump, through the new mount API */
-static int mount_proc_of(struct fs_priv *p, const Ckpt__Fs__Mount *r, int pidns_fd)
+static int mount_proc_of(struct builder *b, const Ckpt__Fs__Mount *r, int pidns_fd)
 {
+	struct fs_priv *p = b->p;
 	static const struct {
 		unsigned long ms;
 		unsigned int attr;
@@ -1076,7 +1111,7 @@ static int mount_proc_of(struct fs_priv *p, const Ckpt__Fs__Mount *r, int pidns_
 		goto err;
 	step = "the mount";
 	mfd = fsmount(fsfd, FSMOUNT_CLOEXEC, at);
-	if (mfd < 0 || move_mount(mfd, "", AT_FDCWD, r->mountpoint, MOVE_MOUNT_F_EMPTY_PATH))
+	if (mfd < 0 || move_mount(mfd, "", AT_FDCWD, where(b, r), MOVE_MOUNT_F_EMPTY_PATH))
 		goto err;
 	goto out;
 err:
@@ -1105,7 +1140,9 @@ static int make_mounts(struct builder *b, int pidns_fd)
 
 		if (r->kind == CKPT__FS__MOUNT_KIND__MNT_INHERITED || deferred(b, r) != (pidns_fd >= 0))
 			continue;
-		ret = adopt(b, r, &id);
+		/* mountinfo as read here hides what lies outside our root once
+		 * we pivoted: nothing to adopt then */
+		ret = b->pivoted ? 0 : adopt(b, r, &id);
 		if (ret)
 			break;
 		if (id) {
@@ -1113,15 +1150,15 @@ static int make_mounts(struct builder *b, int pidns_fd)
 		} else {
 			struct stat st;
 
-			if (stat(r->mountpoint, &st)) {
+			if (stat(where(b, r), &st)) {
 				fs_err(p, "restore: mount point %s is missing here (%s); create it",
 				       r->mountpoint, strerror(errno));
 				ret = -ENOENT;
 				break;
 			}
-			ret = r->tree_pidns ? mount_proc_of(p, r, pidns_fd) : make_mount(b, r);
+			ret = r->tree_pidns ? mount_proc_of(b, r, pidns_fd) : make_mount(b, r);
 			if (!ret)
-				ret = top_mount_id(r->mountpoint, &id);
+				ret = top_mount_id(where(b, r), &id);
 			if (ret)
 				break;
 		}
@@ -1131,8 +1168,50 @@ static int make_mounts(struct builder *b, int pidns_fd)
 	}
 	for (size_t i = 0; i < b->ndone && !ret; i++)
 		if (b->done[i].rec->unbindable && deferred(b, b->done[i].rec) == (pidns_fd >= 0))
-			ret = set_propagation(p, b->done[i].rec->mountpoint, MS_UNBINDABLE,
+			ret = set_propagation(p, where(b, b->done[i].rec), MS_UNBINDABLE,
 					      "unbindable");
+	return ret;
+}
+
+/* A tree behind pivot_root: nothing of ckpt's namespace stays.  Its
+ * mounts are made under a fresh directory (sources outside the tree are
+ * still reachable), which then becomes the root. */
+static int pivot_build(struct builder *b)
+{
+	struct fs_priv *p = b->p;
+	int ret;
+
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL)) {
+		fs_err(p, "restore: cannot make the new mount namespace private: %s", strerror(errno));
+		return -errno;
+	}
+	if (!mkdtemp(b->stage)) {
+		ret = -errno;
+		fs_err(p, "restore: cannot create %s for the tree's root: %s", b->stage,
+		       strerror(errno));
+		return ret;
+	}
+	b->stage_made = true;
+	b->staged = calloc(b->n, sizeof(char *));
+	if (!b->staged)
+		return -ENOMEM;
+	for (size_t i = 0; i < b->n; i++) {
+		const char *mp = b->recs[i]->mountpoint;
+
+		if (asprintf(&b->staged[i], "%s%s", b->stage, strcmp(mp, "/") ? mp : "") < 0) {
+			b->staged[i] = NULL;
+			return -ENOMEM;
+		}
+	}
+	ret = make_mounts(b, -1);
+	if (!ret && (chdir(b->stage) || syscall(SYS_pivot_root, ".", ".") ||
+		     umount2(".", MNT_DETACH) || chdir("/"))) {
+		ret = -errno;
+		fs_err(p, "restore: cannot make %s the tree's root (pivot_root): %s", b->stage,
+		       strerror(errno));
+	}
+	if (!ret)
+		b->pivoted = true;
 	return ret;
 }
 
@@ -1157,9 +1236,13 @@ static int build(struct builder *b, int *nsfd)
 		fs_err(p, "restore: cannot read /proc/self/mountinfo: %s", strerror(errno));
 		return -errno;
 	}
-	ret = match_inherited(b);
-	if (!ret)
-		ret = make_mounts(b, -1);
+	if (!b->stage) {
+		ret = match_inherited(b);
+		if (!ret)
+			ret = make_mounts(b, -1);
+	} else {
+		ret = pivot_build(b);
+	}
 	if (!ret)
 		fs_info(p, "restore: %zu mount(s) of the tree's mount namespace in place", b->ndone);
 	return ret;
@@ -1213,6 +1296,12 @@ void mnt_restore_free(struct fs_priv *p)
 	free(m->b.recs);
 	free(m->b.known);
 	free(m->b.done);
+	if (m->b.stage_made)
+		rmdir(m->b.stage);
+	free(m->b.stage);
+	for (size_t i = 0; m->b.staged && i < m->b.n; i++)
+		free(m->b.staged[i]);
+	free(m->b.staged);
 	free(m);
 	p->mnt = NULL;
 }
@@ -1278,6 +1367,8 @@ int mnt_restore_namespace(struct fs_priv *p, int *out)
 		}
 		if (deferred(&m->b, r))
 			m->pending = true;
+		if (r->new_root && !m->b.stage && !(m->b.stage = strdup("/tmp/ckpt-root.XXXXXX")))
+			return -ENOMEM;
 	}
 
 	/* built in a namespace of its own that we leave again at once: the
@@ -1302,6 +1393,12 @@ int mnt_restore_namespace(struct fs_priv *p, int *out)
 		close(self_ns);
 	if (cwd >= 0)
 		close(cwd);
+	if (m->b.stage_made) {
+		/* the directory of ckpt's namespace the root was made on: the
+		 * tree's namespace no longer needs it */
+		rmdir(m->b.stage);
+		m->b.stage_made = false;
+	}
 	if (!r) {
 		/* the core takes one fd; ours stays for restore_resume */
 		*out = fcntl(m->nsfd, F_DUPFD_CLOEXEC, 0);

@@ -15,6 +15,7 @@ SCENARIOS+=(
 	"mntns_refused|fail-mntns-no-fs-plugin fail-mntns-ramfs"
 	"mntns_pidns|mntns-restore-pidns"
 	"mntns_pidinit|mntns-pid-init"
+	"mntns_pivot|mntns-pivot-root"
 )
 
 # the host directories the workload binds
@@ -108,6 +109,13 @@ sc_mntns_external() {
 sc_mntns_pty() {
 	mntns_prep
 	cycle mntns-devpts-pty fs/mntns sig pty
+}
+
+# behind pivot_root, as a container: the restore makes every mount under a
+# new directory and pivots into it
+sc_mntns_pivot() {
+	mntns_prep
+	cycle mntns-pivot-root fs/mntns sig pivot
 }
 
 # without the fs plugin nobody can save the mount namespace

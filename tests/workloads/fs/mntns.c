@@ -23,6 +23,9 @@
  * MODE pidinit runs all this as init (PID 1) of a pid namespace of its own,
  * with proc/sys bound read-only onto itself: its proc must show that pid
  * namespace after the restore.
+ * MODE pivot first makes a tmpfs root of its own (binds of /usr, /work and
+ * DIR inside, a /dev/null, a proc) and pivot_roots into it, as a
+ * container does; no overlay then.
  * MODE ramfs adds a ramfs on ramfs/, which the dump must refuse.
  * MODE external adds ext/, a bind of DIR/mntns-ext-a (dumped as external;
  * the restore binds DIR/mntns-ext-b there): its "marker" must read "a"
@@ -37,7 +40,10 @@
 
 #include <sched.h>
 #include <sys/ioctl.h>
+#include <linux/magic.h>
 #include <sys/mount.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <termios.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -151,6 +157,52 @@ static void do_mount(const char *src, const char *rel, const char *type, unsigne
 		wl_die("mount %s on %s: %s", src ? src : type, p, strerror(errno));
 }
 
+/* A root of our own, as a container has: a tmpfs holding binds of /usr
+ * (libraries), /work (this program), our test directory, /dev/null and a
+ * proc; then pivot_root into it. */
+static void enter_new_root(void)
+{
+	char nr[600], p[1200], q[1200];
+
+	snprintf(nr, sizeof(nr), "%s/mntns-newroot", wl_dir());
+	must(!mkdir(nr, 0755) || errno == EEXIST, nr);
+	must(!mount("ckpt-root", nr, "tmpfs", 0, "mode=755"), "mount the new root");
+	static const char *const dirs[] = { "usr", "work", "dev", "proc", "tmp" };
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		snprintf(p, sizeof(p), "%s/%s", nr, dirs[i]);
+		must(!mkdir(p, 0755), p);
+	}
+	static const char *const links[][2] = { { "lib", "usr/lib" }, { "lib64", "usr/lib64" },
+						 { "bin", "usr/bin" } };
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s/%s", nr, links[i][0]);
+		must(!symlink(links[i][1], p), p);
+	}
+	snprintf(p, sizeof(p), "%s/dev/null", nr);
+	must(!mknod(p, S_IFCHR | 0666, makedev(1, 3)) && !chmod(p, 0666), "mknod dev/null");
+	/* our test directory at the same path inside */
+	snprintf(p, sizeof(p), "%s", nr);
+	for (const char *c = wl_dir(); *c;) {
+		const char *e = strchr(c + 1, '/');
+		size_t l = e ? (size_t)(e - c) : strlen(c);
+		snprintf(p + strlen(p), sizeof(p) - strlen(p), "%.*s", (int)l, c);
+		must(!mkdir(p, 0755) || errno == EEXIST, p);
+		c += l;
+	}
+	must(!mount(wl_dir(), p, NULL, MS_BIND, NULL), "bind the test directory");
+	snprintf(q, sizeof(q), "%s/usr", nr);
+	must(!mount("/usr", q, NULL, MS_BIND, NULL) &&
+		     !mount(NULL, q, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL),
+	     "bind /usr");
+	snprintf(q, sizeof(q), "%s/work", nr);
+	must(!mount("/work", q, NULL, MS_BIND, NULL), "bind /work");
+	snprintf(q, sizeof(q), "%s/proc", nr);
+	must(!mount("proc", q, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL), "mount proc");
+	must(!chdir(nr) && !syscall(SYS_pivot_root, ".", ".") && !umount2(".", MNT_DETACH) &&
+		     !chdir("/"),
+	     "pivot_root");
+}
+
 static void setup(void)
 {
 	char p[600], q[600];
@@ -160,6 +212,8 @@ static void setup(void)
 	if (unshare(CLONE_NEWNS))
 		wl_die("unshare(CLONE_NEWNS): %s", strerror(errno));
 	must(!mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), "make / private");
+	if (!strcmp(mode, "pivot"))
+		enter_new_root();
 	snprintf(base, sizeof(base), "%s/mntns", wl_dir());
 	must(!mkdir(base, 0755) || errno == EEXIST, base);
 	sub_mkdir("/tmp");
@@ -212,8 +266,11 @@ static void setup(void)
 	/* mountinfo escapes the space */
 	do_mount("ckpt space", "/with space", "tmpfs", MS_NOEXEC, "size=64k,mode=700");
 	put_file("/with space/f", "spaced\n");
-	/* overlay: a host lower layer, upper and work dirs in the tmpfs */
+	/* overlay: a host lower layer, upper and work dirs in the tmpfs (not
+	 * behind pivot_root: its layer paths would be the tree's) */
 	sub_mkdir("/ovl");
+	if (!strcmp(mode, "pivot"))
+		goto no_overlay;
 	sub_mkdir("/tmp/ovl-up");
 	sub_mkdir("/tmp/ovl-work");
 	{
@@ -225,6 +282,7 @@ static void setup(void)
 		do_mount("ckpt-ovl", "/ovl", "overlay", 0, opts);
 	}
 	put_file("/ovl/upper", "written through overlay\n");
+no_overlay:
 
 	if (!strcmp(mode, "shared")) {
 		sub_mkdir("/shA");
@@ -285,12 +343,21 @@ static void check_files(void)
 		 "tmp/sub: xattr trusted.ckpt is '%s'", buf);
 	get_file("/with space/f", buf, sizeof(buf));
 	WL_CHECK(!strcmp(buf, "spaced\n"), "'with space/f' reads '%s'", buf);
-	get_file("/ovl/lower", buf, sizeof(buf));
-	WL_CHECK(!strcmp(buf, "lower\n"), "ovl/lower reads '%s'", buf);
-	get_file("/ovl/upper", buf, sizeof(buf));
-	WL_CHECK(!strcmp(buf, "written through overlay\n"), "ovl/upper reads '%s'", buf);
-	get_file("/tmp/ovl-up/upper", buf, sizeof(buf));
-	WL_CHECK(!strcmp(buf, "written through overlay\n"), "tmp/ovl-up/upper reads '%s'", buf);
+	if (strcmp(mode, "pivot")) {
+		get_file("/ovl/lower", buf, sizeof(buf));
+		WL_CHECK(!strcmp(buf, "lower\n"), "ovl/lower reads '%s'", buf);
+		get_file("/ovl/upper", buf, sizeof(buf));
+		WL_CHECK(!strcmp(buf, "written through overlay\n"), "ovl/upper reads '%s'", buf);
+		get_file("/tmp/ovl-up/upper", buf, sizeof(buf));
+		WL_CHECK(!strcmp(buf, "written through overlay\n"),
+			 "tmp/ovl-up/upper reads '%s'", buf);
+	} else {
+		/* the root is the tmpfs of enter_new_root() */
+		struct statfs sf;
+		WL_CHECK(!statfs("/", &sf) && sf.f_type == TMPFS_MAGIC && !access("/dev/null", W_OK) &&
+				 access("/etc/passwd", F_OK),
+			 "/ is not the tmpfs root of before the dump");
+	}
 	get_file("/hostbind/marker", buf, sizeof(buf));
 	WL_CHECK(!strcmp(buf, "host\n"), "hostbind/marker reads '%s'", buf);
 	at(p, sizeof(p), "/tmp/link");
