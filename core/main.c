@@ -57,6 +57,9 @@ static void usage(FILE *f)
 		"      --cgroup-root PATH  restore under another cgroup root (cgroup)\n"
 		"      --external veth[IN]:OUT  restore: veth IN of the tree's network namespace\n"
 		"                          gets its outside end named OUT (net)\n"
+		"      --external mnt[A]:B  dump: mount point A of the tree's mount namespace is\n"
+		"                          external, saved as key B; restore: bind host path B\n"
+		"                          where the mount of key A was (fs; may repeat)\n"
 		"      --json              machine-readable output for show, check and plugins\n"
 		"  -v[N], --verbose[=N]    more log output (N: 1 errors .. 4 debug; -v alone is 3)\n"
 		"  -o, --log-file FILE     write the log to FILE (relative to -D unless absolute)\n"
@@ -125,6 +128,8 @@ int main(int argc, char **argv)
 	struct plugin_opt popts[32];
 	size_t npopts = 0;
 	static char ext_veth[1024];
+	/* every --external mnt[..]:.. joined by ',' for the fs plugin's key */
+	static char externals[8192];
 
 	while ((opt = getopt_long(argc, argv, "t:D:Rdv::o:hV", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -183,10 +188,22 @@ int main(int argc, char **argv)
 			pidns = true;
 			break;
 		case OPT_EXTERNAL: {
-			/* CRIU's --external veth[IN]:OUT; repeated ones add up */
+			/* CRIU's --external veth[IN]:OUT (net) and mnt[A]:B (fs);
+			 * repeated ones add up */
+			if (!strncmp(optarg, "mnt[", 4) && strstr(optarg, "]:")) {
+				size_t used = strlen(externals);
+				if (used + strlen(optarg) + 2 > sizeof(externals)) {
+					fprintf(stderr, "ckpt: too many --external options\n");
+					return 1;
+				}
+				snprintf(externals + used, sizeof(externals) - used, "%s%s",
+					 used ? "," : "", optarg);
+				break;
+			}
 			const char *close = strstr(optarg, "]:");
 			if (strncmp(optarg, "veth[", 5) || !close || close == optarg + 5 || !close[2]) {
-				fprintf(stderr, "ckpt: --external \"%s\": expected veth[INNER]:OUTER\n", optarg);
+				fprintf(stderr, "ckpt: --external \"%s\": expected veth[INNER]:OUTER or mnt[A]:B\n",
+					optarg);
 				return 1;
 			}
 			size_t used = strlen(ext_veth);
@@ -314,6 +331,11 @@ int main(int argc, char **argv)
 	}
 	if (ext_veth[0]) {
 		ret = config_set(&cfg, "net", "external_veth", ext_veth);
+		if (ret)
+			goto out_cfg;
+	}
+	if (externals[0]) {
+		ret = config_set(&cfg, "fs", "external_mnt", externals);
 		if (ret)
 			goto out_cfg;
 	}

@@ -895,6 +895,63 @@ int plugins_restore_finish(int ok)
 	return broadcast(LC_RESTORE_FINISH, 0, ok, true);
 }
 
+/* ---- CLAIM: namespaces ----------------------------------------------------- */
+
+int plugins_dump_namespace(pid_t root, const char *kind, struct plugin **owner)
+{
+	for (size_t i = 0; i < nplugins; i++) {
+		struct plugin *p = &plugins[i], *prev;
+		const struct ckpt_lifecycle_hooks *lc = p->desc->lifecycle;
+
+		if (!p->initialized || p->desc->abi_minor < 2 || !HOOK_OK(lc, 3, dump_namespace))
+			continue;
+		prev = enter(p);
+		int ret = lc->dump_namespace(p->priv, root, kind);
+		leave(prev);
+		if (ret == CKPT_NOT_MINE)
+			continue;
+		p->used = true;
+		if (ret) {
+			if (ret > 0)
+				ret = -EIO;
+			hook_err("%s: saving the %s namespace of PID %d failed: %s", p->desc->name,
+				 kind, (int)root, strerror(-ret));
+			return ret;
+		}
+		*owner = p;
+		return 0;
+	}
+	return -ENOTSUP;
+}
+
+int plugins_restore_namespace(const char *plugin, const char *kind, int *fd)
+{
+	struct plugin *p = plugin_find(plugin), *prev;
+	const struct ckpt_lifecycle_hooks *lc;
+
+	if (!p || !p->initialized) {
+		pr_err(PFX, "the images need plugin %s for the %s namespace, but it is not loaded; check --plugins or [plugin.%s]",
+		       plugin ?: "(null)", kind, plugin ?: "NAME");
+		return -ENOENT;
+	}
+	lc = p->desc->lifecycle;
+	if (p->desc->abi_minor < 2 || !HOOK_OK(lc, 3, restore_namespace)) {
+		pr_err(PFX, "%s: this version of the plugin cannot restore a %s namespace",
+		       p->desc->name, kind);
+		return -ENOTSUP;
+	}
+	*fd = -1;
+	prev = enter(p);
+	int ret = lc->restore_namespace(p->priv, kind, fd);
+	leave(prev);
+	if (ret > 0 || (!ret && *fd < 0))
+		ret = -EIO;
+	if (ret)
+		hook_err("%s: recreating the %s namespace failed: %s", p->desc->name, kind,
+			 strerror(-ret));
+	return ret;
+}
+
 /* ---- CLAIM: file descriptors --------------------------------------------- */
 
 static bool in_classes(const char *const *classes, const char *klass)
@@ -1191,6 +1248,10 @@ static size_t lifecycle_hooks(const struct ckpt_lifecycle_hooks *lc, struct hook
 	out[n++] = (struct hook_ent){ "check", lc->check };
 	if (lc->version >= 2)
 		out[n++] = (struct hook_ent){ "dump_released", lc->dump_released };
+	if (lc->version >= 3) {
+		out[n++] = (struct hook_ent){ "dump_namespace", lc->dump_namespace };
+		out[n++] = (struct hook_ent){ "restore_namespace", lc->restore_namespace };
+	}
 	return n;
 }
 

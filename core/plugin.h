@@ -56,6 +56,12 @@ int plugins_restore_start(void);
 int plugins_restore_resume(pid_t root);
 int plugins_restore_finish(int ok);
 
+/* CLAIM dispatch for a namespace of kind ("mnt") the tree's root has of
+ * its own: *owner saves it.  -ENOTSUP when no plugin claims it. */
+int plugins_dump_namespace(pid_t root, const char *kind, struct plugin **owner);
+/* The namespace plugin saved, created again: an nsfs fd in *fd. */
+int plugins_restore_namespace(const char *plugin, const char *kind, int *fd);
+
 /* CLAIM dispatch for an fd; on success *owner and *klass name who took it.
  * -ENOTSUP when no plugin claims it. */
 int plugins_dump_fd(const struct ckpt_fd_info *fd, uint32_t obj_id,

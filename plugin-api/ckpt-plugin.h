@@ -27,7 +27,7 @@ extern "C" {
 #endif
 
 #define CKPT_PLUGIN_ABI_MAJOR 1
-#define CKPT_PLUGIN_ABI_MINOR 1
+#define CKPT_PLUGIN_ABI_MINOR 2
 
 /* The one symbol a plugin exports. */
 #define CKPT_PLUGIN_SYMBOL "ckpt_plugin"
@@ -123,8 +123,9 @@ struct ckpt_host {
 /* ---- hook tables --------------------------------------------------------- */
 
 /* Tree lifecycle: every hook is BROADCAST (every enabled plugin runs, in
- * config order, then by name).  A non-zero return fails the operation. */
-#define CKPT_LIFECYCLE_HOOKS_VERSION 2
+ * config order, then by name), except the namespace hooks of version 3,
+ * which are CLAIM.  A non-zero return fails the operation. */
+#define CKPT_LIFECYCLE_HOOKS_VERSION 3
 
 struct ckpt_lifecycle_hooks {
 	uint32_t version;
@@ -151,6 +152,18 @@ struct ckpt_lifecycle_hooks {
 	 * runs on (dump -R), 0 when the dump failed and it runs on.  For state
 	 * that a running task must finish itself (a GPU driver thread). */
 	int (*dump_released)(void *priv, pid_t root, int ok);
+	/* version 3 (ABI 1.2) */
+	/* CLAIM: the tree's root has a namespace of kind ("mnt") of its own.
+	 * 0: this plugin saves it now (the tree is stopped); CKPT_NOT_MINE:
+	 * not this plugin's.  The dump is refused when no plugin claims it. */
+	int (*dump_namespace)(void *priv, pid_t root, const char *kind);
+	/* Restore, for the plugin that claimed kind at the dump: create the
+	 * namespace again, before any task exists and before any file of the
+	 * tree is opened, and return an fd of it (an nsfs file, as
+	 * /proc/PID/ns/KIND) in *fd.  The core enters it, opens the tree's
+	 * files and creates the tree inside, then goes back to its own.
+	 * Called after restore_start. */
+	int (*restore_namespace)(void *priv, const char *kind, int *fd);
 };
 
 /* What the core learned about one file descriptor of a dumped task. */

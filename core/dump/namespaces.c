@@ -3,9 +3,10 @@
  * Namespaces the tree has of its own, compared with ckpt's: uts (host and
  * domain name), ipc (its SysV objects: ipc.c), time
  * (clock offsets).  Every task must share the root's; a user namespace of
- * the tree's own is in userns.c.  Pid namespaces are handled by the tree walk,
- * mount and network namespaces belong to the fs and net plugins.  A kind
- * that a plugin saves (cgroup) is left to it when that plugin is enabled.
+ * the tree's own is in userns.c.  Pid namespaces are handled by the tree walk;
+ * a mount namespace is saved by the plugin that claims it (the fs plugin),
+ * or the dump is refused; network and cgroup namespaces are left to the
+ * net and cgroup plugins when those are enabled.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -119,14 +120,49 @@ int dump_check_namespaces(const struct dtask *root, const struct dtask *t)
 	return 0;
 }
 
+static int add_ns_owner(Ckpt__TaskCore *c, const char *kind, const char *plugin)
+{
+	Ckpt__NsOwner **v = realloc(c->ns_owners, (c->n_ns_owners + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	c->ns_owners = v;
+	Ckpt__NsOwner *o = malloc(sizeof(*o));
+	if (!o)
+		return -ENOMEM;
+	ckpt__ns_owner__init(o);
+	o->kind = strdup(kind);
+	o->plugin = strdup(plugin);
+	c->ns_owners[c->n_ns_owners++] = o;
+	if (!o->kind || !o->plugin)
+		return -ENOMEM;
+	return 0;
+}
+
 int dump_namespaces(struct dtask *root, Ckpt__TaskCore *c)
 {
 	int ret;
 
 	static const char *const refused[] = { "mnt", "cgroup" };
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
-		if (ns_own(root->pid, refused[i]) && ns_refuse(root->pid, refused[i]))
-			return -ENOTSUP;
+		if (!ns_own(root->pid, refused[i]))
+			continue;
+		if (strcmp(refused[i], "mnt")) {
+			if (ns_refuse(root->pid, refused[i]))
+				return -ENOTSUP;
+			continue;
+		}
+		struct plugin *owner = NULL;
+		ret = plugins_dump_namespace(root->pid, refused[i], &owner);
+		if (ret == -ENOTSUP) {
+			pr_err("dump", "PID %d has a %s namespace of its own; no enabled plugin can save it (run ckpt inside it, or enable the fs plugin)",
+			       root->pid, refused[i]);
+			return ret;
+		}
+		if (ret)
+			return ret;
+		ret = add_ns_owner(c, refused[i], owner->desc->name);
+		if (ret)
+			return ret;
 	}
 	/* the net plugin saves and recreates it; without it the tree would
 	 * silently come back in ckpt's own */

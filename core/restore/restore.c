@@ -281,6 +281,66 @@ static int prepare_time_ns(const Ckpt__TaskCore *c)
 	return ret;
 }
 
+/* The controller's own mount namespace and cwd while it stands in the
+ * tree's: files of the tree are opened, and the tree created, inside. */
+struct ns_return {
+	int mnt_fd, cwd_fd;
+};
+
+/* Enter the namespaces a plugin recreated for the tree (today: mnt). */
+static int enter_tree_namespaces(const Ckpt__TaskCore *c, struct ns_return *back)
+{
+	back->mnt_fd = back->cwd_fd = -1;
+	for (size_t i = 0; i < c->n_ns_owners; i++) {
+		const Ckpt__NsOwner *o = c->ns_owners[i];
+		if (!o->kind || !o->plugin || strcmp(o->kind, "mnt")) {
+			pr_err("restore", "core image: a %s namespace saved by plugin %s; this ckpt cannot restore it",
+			       o->kind ? o->kind : "?", o->plugin ? o->plugin : "?");
+			return -ENOTSUP;
+		}
+		if (back->mnt_fd >= 0) {
+			pr_err("restore", "core image: the mnt namespace is listed twice");
+			return -EBADMSG;
+		}
+		int fd, ret = plugins_restore_namespace(o->plugin, o->kind, &fd);
+		if (ret)
+			return ret;
+		back->mnt_fd = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+		back->cwd_fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (back->mnt_fd < 0 || setns(fd, CLONE_NEWNS)) {
+			ret = -errno;
+			pr_err("restore", "cannot enter the recreated mount namespace: %s", strerror(errno));
+			close(fd);
+			return ret;
+		}
+		close(fd);
+	}
+	return 0;
+}
+
+/* Back to our own namespace once the tree's files are open and its root
+ * exists (its children are created inside it, by the workers). */
+static int leave_tree_namespaces(struct ns_return *back)
+{
+	int ret = 0;
+	if (back->mnt_fd >= 0) {
+		if (setns(back->mnt_fd, CLONE_NEWNS)) {
+			ret = -errno;
+			pr_err("restore", "cannot return to ckpt's own mount namespace: %s",
+			       strerror(errno));
+		}
+		close(back->mnt_fd);
+		back->mnt_fd = -1;
+	}
+	if (back->cwd_fd >= 0) {
+		if (fchdir(back->cwd_fd) && !ret)
+			ret = -errno;
+		close(back->cwd_fd);
+		back->cwd_fd = -1;
+	}
+	return ret;
+}
+
 static pid_t clone_root(const struct rst_tree *tr)
 {
 	pid_t tid = tr->t[0].pid;
@@ -380,6 +440,7 @@ static void kill_created(struct rst_tree *tr, pid_t root)
 static int restore_tree(struct rst_tree *tr)
 {
 	struct proc_vmas self = { 0 };
+	struct ns_return back = { -1, -1 };
 	pid_t root = -1;
 	sigset_t all, old;
 	int ret;
@@ -387,6 +448,10 @@ static int restore_tree(struct rst_tree *tr)
 	ret = proc_read_vmas(0, &self);
 	if (ret)
 		return ret;
+	/* paths of the tree's files mean what they meant in its namespace */
+	ret = enter_tree_namespaces(tr->t[0].core, &back);
+	if (ret)
+		goto fail;
 	for (size_t i = 0; i < tr->n; i++) {
 		struct rst_task *t = &tr->t[i];
 		int p[2];
@@ -424,6 +489,7 @@ static int restore_tree(struct rst_tree *tr)
 		worker_main(tr, 0);
 	int cerr = errno;
 	sigprocmask(SIG_SETMASK, &old, NULL);
+	int lret = leave_tree_namespaces(&back);
 	for (size_t i = 0; i < tr->n; i++)
 		if (tr->t[i].ready_wr >= 0) {
 			close(tr->t[i].ready_wr);
@@ -444,6 +510,10 @@ static int restore_tree(struct rst_tree *tr)
 		goto fail;
 	}
 	tr->t[0].hpid = root;
+	if (lret) {
+		ret = lret;
+		goto fail;
+	}
 	if (!tr->root_pidns && root != tr->t[0].pid) {
 		pr_err("restore", "asked for PID %d, got %d", tr->t[0].pid, root);
 		ret = -EIO;
@@ -524,6 +594,7 @@ static int restore_tree(struct rst_tree *tr)
 	return 0;
 fail:
 	progress_end();
+	leave_tree_namespaces(&back);
 	proc_free_vmas(&self);
 	kill_created(tr, root);
 	return ret ? ret : -EIO;

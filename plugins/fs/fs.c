@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "fs.h"
+#include "mnt.h"
 
 static const char *const fs_class_names[] = {
 	[FS_REGFILE] = "regfile",
@@ -496,6 +497,7 @@ static void fs_fini(void *priv)
 	release_keeps(p);
 	free_tables(p);
 	free(p->in_task_done);
+	mnt_restore_free(p);
 	free(p);
 }
 
@@ -612,6 +614,10 @@ static int fs_restore_resume(void *priv, pid_t root)
 	struct fs_priv *p = priv;
 
 	(void)root;
+	/* a proc of the tree's own pid namespace, now that it exists */
+	int ret = mnt_restore_resume(p);
+	if (ret)
+		return ret;
 	/* ptys: locked and exclusive again, now that every slave is open */
 	fs_tty_restore_resume(p);
 	/* Every fd is in its task now; FIFO ends see the true reader and
@@ -630,7 +636,23 @@ static int fs_restore_finish(void *priv, int ok)
 	release_holds(p);
 	release_keeps(p);
 	free_tables(p);
+	mnt_restore_free(p);
 	return 0;
+}
+
+/* The tree's own mount namespace: mnt.c */
+static int fs_dump_namespace(void *priv, pid_t root, const char *kind)
+{
+	if (strcmp(kind, "mnt"))
+		return CKPT_NOT_MINE;
+	return mnt_dump_namespace(priv, root);
+}
+
+static int fs_restore_namespace(void *priv, const char *kind, int *fd)
+{
+	if (strcmp(kind, "mnt"))
+		return -EINVAL;
+	return mnt_restore_namespace(priv, fd);
 }
 
 static int fs_check(void *priv, char *msg, size_t len)
@@ -638,7 +660,8 @@ static int fs_check(void *priv, char *msg, size_t len)
 	(void)priv;
 	snprintf(msg, len, "regular files, character devices (null, zero, full, random, "
 			   "urandom), fifos and pipes with their data, eventfd, signalfd, timerfd, "
-			   "epoll, inotify, fanotify, memfd, deleted (ghost) files, file locks, ptys and terminals (--shell-job)");
+			   "epoll, inotify, fanotify, memfd, deleted (ghost) files, file locks, ptys and "
+			   "terminals (--shell-job), mount namespaces");
 	return 0;
 }
 
@@ -835,6 +858,12 @@ static const struct ckpt_config_key fs_config[] = {
 		.def = "false",
 		.help = "terminals outside the tree are the shell's: restore gives ckpt's (--shell-job)",
 	},
+	{
+		.key = "external_mnt",
+		.type = CKPT_CFG_STRING,
+		.def = NULL,
+		.help = "--external: mnt[MOUNTPOINT]:KEY at dump, mnt[KEY]:HOST_PATH at restore, comma separated",
+	},
 	{ .key = NULL },
 };
 
@@ -847,6 +876,8 @@ static const struct ckpt_lifecycle_hooks fs_lifecycle = {
 	.restore_resume = fs_restore_resume,
 	.restore_finish = fs_restore_finish,
 	.check = fs_check,
+	.dump_namespace = fs_dump_namespace,
+	.restore_namespace = fs_restore_namespace,
 };
 
 static const struct ckpt_fd_hooks fs_fd_hooks = {
@@ -873,6 +904,8 @@ static const ProtobufCMessageDescriptor *const fs_image_types[] = {
 	&ckpt__fs__ghost__descriptor,
 	&ckpt__fs__ghost_data__descriptor,
 	&ckpt__fs__fanotify__descriptor,
+	&ckpt__fs__mount__descriptor,
+	&ckpt__fs__tmpfs_node__descriptor,
 	NULL,
 };
 
@@ -880,9 +913,10 @@ CKPT_PLUGIN_EXPORT = {
 	.abi_major = CKPT_PLUGIN_ABI_MAJOR,
 	.abi_minor = CKPT_PLUGIN_ABI_MINOR,
 	.name = FS_NAME,
-	.version = "0.3.0",
+	.version = "0.4.0",
 	.description = "regular files, character devices, fifos, pipes, eventfd, signalfd, "
-		       "timerfd, epoll, inotify, fanotify, memfd, deleted files, file locks and terminals",
+		       "timerfd, epoll, inotify, fanotify, memfd, deleted files, file locks, terminals "
+		       "and mount namespaces",
 	.config = fs_config,
 	.init = fs_init,
 	.fini = fs_fini,

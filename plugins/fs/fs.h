@@ -82,6 +82,7 @@ struct fs_pipe_sides {
 };
 
 struct fs_tty_scan; /* tty.c: the terminals the dumped tree holds */
+struct mnt_restore;
 
 struct fs_priv {
 	const struct ckpt_host *host;
@@ -111,6 +112,7 @@ struct fs_priv {
 	size_t nholds, holds_cap;
 	struct fs_keep *keeps;
 	size_t nkeeps, keeps_cap;
+	struct mnt_restore *mnt; /* mnt.c: the tree's mount namespace being made */
 	/* restore_in_task: objects already set up in this task */
 	uint32_t *in_task_done;
 	size_t nin_task_done, in_task_cap;
