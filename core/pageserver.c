@@ -541,11 +541,12 @@ static int serve_dump(int sock, const char *peer, const struct ps_opts *o)
 			break;
 		case PS_INVENTORY:
 			ret = rx_inventory(&rx, &f, sock, why, sizeof(why));
-			reply(sock, ret, why);
+			/* logged before the dump hears it: the log is final then */
 			if (ret)
 				pr_err("page-server", "the dump from %s is not usable: %s", peer, why);
 			else
 				pr_info("page-server", "received a complete dump from %s: %s", peer, why);
+			reply(sock, ret, why);
 			goto out;
 		default:
 			ret = -EBADMSG;
