@@ -13,6 +13,8 @@ SCENARIOS+=(
 	"lazy_local|lazy-local"
 	"lazy_ps|lazy-pageserver"
 	"lazy_no_daemon|fail-lazy-no-daemon"
+	"lazy_wl:core/tree|lazy-tree"
+	"lazy_wl:core/threads|lazy-threads"
 )
 
 # netns_new VAR: a new network namespace with lo up, held by a sleep that
@@ -254,4 +256,26 @@ sc_lazy_no_daemon() {
 	else
 		report pass fail-lazy-no-daemon
 	fi
+}
+
+# A workload of the core, restored with --lazy-pages: several processes
+# (core/tree) or threads (core/threads) sharing the daemon.
+sc_lazy_wl() {
+	local w=$1 name=lazy-${1##*/} D=$T/img msg
+	start_wl "$w" || { fail "$name" "workload did not get ready"; return; }
+	sleep 0.3
+	dump "$PID" "$D"
+	((CK_RC == 0)) || { fail "$name" "dump $CK_WHY: $(stderr_line dump)"; return; }
+	wait_until 10 gone "$PID" || { fail "$name" "pid $PID still runs after the dump"; return; }
+	ck lazy lazy-pages -D "$D" -d -v4 -o lazy.log
+	((CK_RC == 0)) || { fail "$name" "lazy-pages $CK_WHY: $(stderr_line lazy)"; return; }
+	restore "$D" --lazy-pages
+	((CK_RC == 0)) || { fail "$name" "restore --lazy-pages $CK_WHY: $(stderr_line restore)"; return; }
+	msg=$(check_pidfile "$PID") || { fail "$name" "$msg"; return; }
+	signal_wait "$PID" 60 || { fail "$name" "no result after SIGUSR1: $(describe "$PID")"; return; }
+	result_is_pass || { fail "$name" "workload: $(result_text)"; return; }
+	wait_until 10 gone "$PID" || { fail "$name" "pid $PID still runs after reporting"; return; }
+	wait_until 30 no_others || { fail "$name" "processes left running (lazy-pages?): $(others)"; return; }
+	grep -q 'all pages served' "$D/lazy.log" || { fail "$name" "the daemon did not finish: $(tail -n 1 "$D/lazy.log")"; return; }
+	report pass "$name"
 }
