@@ -462,7 +462,8 @@ static int rx_inventory(struct rx *rx, const struct ps_frame *f, int sock, char 
 	for (size_t i = 0; i < inv->n_images; i++) {
 		const Ckpt__ImageRef *r = inv->images[i];
 		const struct rx_image *im = NULL;
-		for (size_t k = 0; k < rx->nimg && !im; k++)
+		/* the last one sent under a name is the one on disk */
+		for (size_t k = rx->nimg; k-- > 0 && !im;)
 			if (rx->img[k].done && r->name && !strcmp(rx->img[k].name, r->name))
 				im = &rx->img[k];
 		if (!im) {
