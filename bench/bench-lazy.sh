@@ -65,6 +65,7 @@ gone_wait() { while [[ -e /proc/$1 ]] && ! grep -q '^State:.*Z' "/proc/$1/status
 
 verify_time() { # seconds from SIGUSR1 until memhog reports all pages ok
 	local t0 t1
+	rm -f "$W/verify" # the same dump is restored twice
 	t0=$(now)
 	kill -USR1 "$HOG"
 	wait_file "$W/verify" 300 || die "no verify result"
