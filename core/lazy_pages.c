@@ -382,6 +382,14 @@ static int load_task(int uffd, int32_t pid, char *why, size_t whylen)
 	}
 	for (size_t i = 0; i < npm; i++) {
 		const Ckpt__PagemapEntry *e = (const Ckpt__PagemapEntry *)pm[i];
+		if (!e->has_offset || e->base.n_unknown_fields) {
+			/* pages kept elsewhere (a parent image of an incremental
+			 * dump): serving offset 0 would be wrong memory */
+			snprintf(why, whylen, "%s has pages this daemon cannot locate (an incremental dump?); restore it without --lazy-pages",
+				 name);
+			ret = -ENOTSUP;
+			goto out;
+		}
 		for (size_t k = 0; k < mm->n_vmas; k++) {
 			const Ckpt__Vma *v = mm->vmas[k];
 			if (e->vaddr >= v->start && e->vaddr < v->end && lazy_vma_is_lazy(v) &&
