@@ -20,6 +20,7 @@
 #include "image.h"
 #include "inventory.pb-c.h"
 #include "log.h"
+#include "pageserver.h"
 
 #define WBUF_SIZE (1u << 20)     /* write buffer of an image */
 #define DIRECT_MIN (64u << 10)   /* raw writes this big skip the buffer */
@@ -279,6 +280,7 @@ struct wfile {
 	uint64_t flushed;   /* bytes already handed to write() */
 	XXH3_state_t *xxh;
 	char *name;
+	uint32_t remote_id; /* streamed to a page server instead of a file */
 };
 
 static int wf_open(struct wfile *w, const char *name)
@@ -299,6 +301,13 @@ static int wf_open(struct wfile *w, const char *name)
 		goto err;
 	}
 	XXH3_64bits_reset(w->xxh);
+	if (ps_client_active()) {
+		ret = ps_client_open(name, &w->remote_id);
+		if (ret)
+			goto err;
+		__atomic_fetch_add(&store.open_writers, 1, __ATOMIC_RELAXED);
+		return 0;
+	}
 	w->fd = openat(store.dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (w->fd < 0) {
 		ret = -errno;
@@ -318,7 +327,8 @@ static int wf_fail(struct wfile *w, int err)
 {
 	if (!w->err) {
 		w->err = err;
-		pr_err("image", "cannot write image %s/%s: %s", dir_name(), w->name, strerror(-err));
+		if (!w->remote_id) /* the page server client said it already */
+			pr_err("image", "cannot write image %s/%s: %s", dir_name(), w->name, strerror(-err));
 	}
 	return err;
 }
@@ -329,7 +339,7 @@ static int wf_direct(struct wfile *w, const void *p, size_t n)
 	int ret;
 
 	XXH3_64bits_update(w->xxh, p, n);
-	ret = write_all(w->fd, p, n);
+	ret = w->remote_id ? ps_client_data(w->remote_id, p, n) : write_all(w->fd, p, n);
 	if (ret)
 		return wf_fail(w, ret);
 	w->flushed += n;
@@ -376,8 +386,12 @@ static int wf_close(struct wfile *w, const char *type)
 	ret = wf_flush(w);
 	size = w->flushed;
 	hash = XXH3_64bits_digest(w->xxh);
-	if (close(w->fd) && !ret)
+	if (w->remote_id) {
+		if (!ret)
+			ret = ps_client_close(w->remote_id, type, size, hash);
+	} else if (close(w->fd) && !ret) {
 		ret = wf_fail(w, -errno);
+	}
 	__atomic_fetch_sub(&store.open_writers, 1, __ATOMIC_RELAXED);
 	if (!ret)
 		ret = written_add(w->name, type, size, hash);
@@ -908,6 +922,11 @@ unlock:
 		goto out;
 	}
 
+	if (ps_client_active()) {
+		/* last frame of the stream; the server checks the set */
+		ret = ps_client_inventory(file, total);
+		goto out;
+	}
 	/* a temp name and rename: a dump cut short never leaves a valid one */
 	fd = openat(store.dirfd, INVENTORY_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {

@@ -15,7 +15,9 @@
 #include "config.h"
 #include "dump.h"
 #include "image.h"
+#include "lazy.h"
 #include "log.h"
+#include "pageserver.h"
 #include "plugin.h"
 #include "restore.h"
 #include "show.h"
@@ -33,6 +35,10 @@ static void usage(FILE *f)
 		"  show DIR                decode every image in DIR (--json for scripts)\n"
 		"  check                   which kernel features and plugins work here (--json)\n"
 		"  plugins                 list the loaded plugins, their ABI, hooks and classes (--json)\n"
+		"  page-server -D DIR --port N  receive a dump streamed by `dump --page-server`\n"
+		"                          into DIR (with --lazy-pages: serve the pages of the\n"
+		"                          dump in DIR to `lazy-pages --page-server`)\n"
+		"  lazy-pages -D DIR       serve the memory of a `restore --lazy-pages` on demand\n"
 		"\n"
 		"Options:\n"
 		"  -t, --tree PID          process to dump\n"
@@ -61,6 +67,14 @@ static void usage(FILE *f)
 		"                          external, saved as key B; restore: bind host path B\n"
 		"                          where the mount of key A was (fs; may repeat)\n"
 		"      --json              machine-readable output for show, check and plugins\n"
+		"      --page-server       dump: stream every image to a page server instead of\n"
+		"                          writing DIR; lazy-pages: fetch pages from one\n"
+		"      --address A         page server address (default 127.0.0.1; page-server:\n"
+		"                          where to listen, default any)\n"
+		"      --port N            page server TCP port\n"
+		"      --status-fd FD      page-server, lazy-pages: write one byte to FD when ready\n"
+		"      --lazy-pages        restore: leave private anonymous memory to a running\n"
+		"                          `ckpt lazy-pages -D DIR`; page-server: lazy mode\n"
 		"  -v[N], --verbose[=N]    more log output (N: 1 errors .. 4 debug; -v alone is 3)\n"
 		"  -o, --log-file FILE     write the log to FILE (relative to -D unless absolute)\n"
 		"  -h, --help              this help\n"
@@ -84,6 +98,11 @@ enum {
 	OPT_MANAGE_CGROUPS,
 	OPT_CGROUP_ROOT,
 	OPT_EXTERNAL,
+	OPT_PAGE_SERVER,
+	OPT_ADDRESS,
+	OPT_PORT,
+	OPT_STATUS_FD,
+	OPT_LAZY_PAGES,
 };
 
 /* Plugin keys given on the command line, applied over the config file. */
@@ -115,6 +134,11 @@ int main(int argc, char **argv)
 		{ "manage-cgroups", optional_argument, NULL, OPT_MANAGE_CGROUPS },
 		{ "cgroup-root", required_argument, NULL, OPT_CGROUP_ROOT },
 		{ "external", required_argument, NULL, OPT_EXTERNAL },
+		{ "page-server", no_argument, NULL, OPT_PAGE_SERVER },
+		{ "address", required_argument, NULL, OPT_ADDRESS },
+		{ "port", required_argument, NULL, OPT_PORT },
+		{ "status-fd", required_argument, NULL, OPT_STATUS_FD },
+		{ "lazy-pages", no_argument, NULL, OPT_LAZY_PAGES },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -130,6 +154,10 @@ int main(int argc, char **argv)
 	static char ext_veth[1024];
 	/* every --external mnt[..]:.. joined by ',' for the fs plugin's key */
 	static char externals[8192];
+	/* page server and lazy pages */
+	bool page_server = false, lazy_pages = false;
+	const char *address = NULL;
+	int port = 0, status_fd = -1;
 
 	while ((opt = getopt_long(argc, argv, "t:D:Rdv::o:hV", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -215,6 +243,31 @@ int main(int argc, char **argv)
 			}
 			break;
 		}
+		case OPT_PAGE_SERVER:
+			page_server = true;
+			break;
+		case OPT_LAZY_PAGES:
+			lazy_pages = true;
+			break;
+		case OPT_ADDRESS:
+			address = optarg;
+			break;
+		case OPT_PORT:
+		case OPT_STATUS_FD: {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*end || v < 0 || v > (opt == OPT_PORT ? 65535 : 0x7fffffff)) {
+				fprintf(stderr, "ckpt: --%s: \"%s\" is not a %s\n",
+					opt == OPT_PORT ? "port" : "status-fd", optarg,
+					opt == OPT_PORT ? "TCP port" : "file descriptor");
+				return 1;
+			}
+			if (opt == OPT_PORT)
+				port = (int)v;
+			else
+				status_fd = (int)v;
+			break;
+		}
 		case OPT_PLUGIN_OPT:
 		case OPT_SHELL_JOB:
 		case OPT_TCP_ESTABLISHED:
@@ -292,8 +345,9 @@ int main(int argc, char **argv)
 	}
 
 	bool is_dump = !strcmp(cmd, "dump"), is_restore = !strcmp(cmd, "restore");
+	bool is_ps = !strcmp(cmd, "page-server"), is_lazy = !strcmp(cmd, "lazy-pages");
 	if (!is_dump && !is_restore && strcmp(cmd, "show") && strcmp(cmd, "check") &&
-	    strcmp(cmd, "plugins")) {
+	    strcmp(cmd, "plugins") && !is_ps && !is_lazy) {
 		fprintf(stderr, "ckpt: unknown command \"%s\"; see `ckpt --help`\n", cmd);
 		return 1;
 	}
@@ -301,15 +355,22 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ckpt: dump needs -t PID\n");
 		return 1;
 	}
-	if ((is_dump || is_restore || !strcmp(cmd, "show")) && !dir) {
+	if ((page_server && (is_dump || is_lazy)) || is_ps) {
+		if (!port) {
+			fprintf(stderr, "ckpt: %s%s needs --port N\n", cmd,
+				is_ps ? "" : " --page-server");
+			return 1;
+		}
+	}
+	if ((is_dump || is_restore || !strcmp(cmd, "show") || is_ps || is_lazy) && !dir) {
 		fprintf(stderr, "ckpt: %s needs -D DIR\n", cmd);
 		return 1;
 	}
 
 	char logpath[4096];
-	if (logfile && logfile[0] != '/' && dir && (is_dump || is_restore)) {
+	if (logfile && logfile[0] != '/' && dir && (is_dump || is_restore || is_ps || is_lazy)) {
 		/* as in CRIU: relative to the images directory */
-		if (is_dump)
+		if (is_dump || is_ps)
 			mkdir(dir, 0755);
 		snprintf(logpath, sizeof(logpath), "%s/%s", dir, logfile);
 		logfile = logpath;
@@ -345,10 +406,23 @@ int main(int argc, char **argv)
 
 	if (is_dump) {
 		struct dump_opts o = { (pid_t)pid, dir, leave_running, shell_job };
-		ret = cmd_dump(&o);
+		/* connect before anything is seized: a missing server costs nothing */
+		ret = page_server ? ps_client_connect(address, port) : 0;
+		if (!ret)
+			ret = cmd_dump(&o);
+		ps_client_disconnect();
 	} else if (is_restore) {
 		struct restore_opts o = { dir, detach, pidfile, pidns, shell_job };
-		ret = cmd_restore(&o);
+		ret = lazy_pages ? lazy_restore_enable(dir) : 0;
+		if (!ret)
+			ret = cmd_restore(&o);
+	} else if (is_ps) {
+		struct ps_opts o = { dir, address, port, detach, status_fd, lazy_pages };
+		ret = cmd_page_server(&o);
+	} else if (is_lazy) {
+		struct lazy_opts o = { dir, page_server ? (address ? address : "127.0.0.1") : NULL,
+				       port, detach, status_fd };
+		ret = cmd_lazy_pages(&o);
 	} else if (!strcmp(cmd, "show")) {
 		ret = cmd_show(dir, json);
 	} else if (!strcmp(cmd, "check")) {

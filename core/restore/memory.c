@@ -24,6 +24,7 @@
 
 #include "inject.h"
 #include "kernel.h"
+#include "lazy.h"
 #include "log.h"
 #include "progress.h"
 #include "ptrace.h"
@@ -571,9 +572,16 @@ int restore_switch(struct rst_task *t)
 	ret = map_vmas(t, &in);
 	if (ret)
 		return ret;
+	/* --lazy-pages: private anonymous memory is the daemon's to fill */
+	ret = lazy_restore_split(t);
+	if (ret)
+		return ret;
 	ret = fill_pages(t, &in);
+	lazy_restore_unsplit(t);
 	if (!ret)
 		ret = restore_cow_pages(t);
+	if (!ret)
+		ret = lazy_restore_register(t, &in);
 	if (ret)
 		return ret;
 	ret = finish_vmas(t, &in);

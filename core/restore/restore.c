@@ -24,6 +24,7 @@
 
 #include "image.h"
 #include "inventory.pb-c.h"
+#include "lazy.h"
 #include "log.h"
 #include "plugin.h"
 #include "progress.h"
@@ -591,12 +592,14 @@ static int restore_tree(struct rst_tree *tr)
 		}
 	}
 	progress_end();
+	lazy_restore_finish();
 	return 0;
 fail:
 	progress_end();
 	leave_tree_namespaces(&back);
 	proc_free_vmas(&self);
 	kill_created(tr, root);
+	lazy_restore_finish();
 	return ret ? ret : -EIO;
 }
 /* A tree holds one fd per object plus helpers per task in the controller. */
