@@ -466,6 +466,7 @@ static void free_tables(struct fs_priv *p)
 		t->recs = NULL;
 		t->n = 0;
 	}
+	fs_locks_forget(p); /* points into the tables */
 }
 
 static int fs_init(const struct ckpt_host *host, void **priv)
@@ -610,8 +611,12 @@ static int fs_restore_start(void *priv)
 static int fs_restore_resume(void *priv, pid_t root)
 {
 	struct fs_priv *p = priv;
+	int ret;
 
 	(void)root;
+	/* POSIX locks of processes that map their file: only now that the
+	 * core closed its mapping fds in them */
+	ret = fs_locks_restore_late(p);
 	/* ptys: locked and exclusive again, now that every slave is open */
 	fs_tty_restore_resume(p);
 	/* Every fd is in its task now; FIFO ends see the true reader and
@@ -619,7 +624,7 @@ static int fs_restore_resume(void *priv, pid_t root)
 	 * closed sees EOF. */
 	release_holds(p);
 	release_keeps(p);
-	return 0;
+	return ret;
 }
 
 static int fs_restore_finish(void *priv, int ok)
