@@ -373,8 +373,28 @@ static pid_t host_pid_of(struct fs_priv *p, pid_t ns_pid)
 	return found;
 }
 
-/* The number of an fd of hpid that refers to inode (dev, ino), or -1. */
-static int fd_of_inode(pid_t hpid, dev_t dev, ino_t ino)
+/* The file status flags of fd n of hpid, or -1. */
+static long fd_flags(pid_t hpid, const char *n)
+{
+	char path[320], line[128];
+	unsigned long v;
+	long flags = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%s", (int)hpid, n);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (flags < 0 && fgets(line, sizeof(line), f))
+		if (sscanf(line, "flags: %lo", &v) == 1)
+			flags = (long)v;
+	fclose(f);
+	return flags;
+}
+
+/* The number of an fd of hpid on inode (dev, ino) that can carry a read
+ * (write false) or write lock, i.e. open for reading or writing; or -1. */
+static int fd_of_inode(pid_t hpid, dev_t dev, ino_t ino, bool write)
 {
 	char path[64];
 	struct dirent *d;
@@ -388,11 +408,18 @@ static int fd_of_inode(pid_t hpid, dev_t dev, ino_t ino)
 	while (found < 0 && (d = readdir(dir))) {
 		char lp[sizeof(path) + sizeof(d->d_name) + 1];
 		struct stat st;
+		long fl, acc;
 
 		if (d->d_name[0] < '0' || d->d_name[0] > '9')
 			continue;
 		snprintf(lp, sizeof(lp), "%s/%s", path, d->d_name);
-		if (!stat(lp, &st) && st.st_dev == dev && st.st_ino == ino)
+		if (stat(lp, &st) || st.st_dev != dev || st.st_ino != ino)
+			continue;
+		fl = fd_flags(hpid, d->d_name);
+		if (fl < 0 || (fl & O_PATH))
+			continue;
+		acc = fl & O_ACCMODE;
+		if (acc == O_RDWR || acc == (write ? O_WRONLY : O_RDONLY))
 			found = atoi(d->d_name);
 	}
 	closedir(dir);
@@ -413,9 +440,10 @@ static int inject(struct fs_priv *p, pid_t hpid, long nr, uint64_t a0, uint64_t 
  * stopped owner: F_SETLK on a struct flock in a scratch page of its own. */
 static int late_take_owner(struct fs_priv *p, const struct fs_late_locks *lt, pid_t owner)
 {
+	const long pg = sysconf(_SC_PAGESIZE);
 	long addr = 0, res = 0;
+	int fds[2], ret = 0; /* for read, write locks */
 	pid_t hpid;
-	int fd, ret;
 
 	hpid = host_pid_of(p, owner);
 	if (hpid < 0) {
@@ -424,14 +452,20 @@ static int late_take_owner(struct fs_priv *p, const struct fs_late_locks *lt, pi
 		       lt->what, (int)owner);
 		return -ESRCH;
 	}
-	fd = fd_of_inode(hpid, lt->dev, lt->ino);
-	if (fd < 0) {
-		fs_err(p, "restore: %s: PID %d held POSIX locks on it but has no fd of it after "
-			  "the restore; ckpt cannot take them again",
-		       lt->what, (int)owner);
+	fds[0] = fd_of_inode(hpid, lt->dev, lt->ino, false);
+	fds[1] = fd_of_inode(hpid, lt->dev, lt->ino, true);
+	for (size_t i = 0; i < lt->n; i++) {
+		const Ckpt__Fs__FileLock *l = lt->locks[i];
+
+		if (l->kind != LK_POSIX || !l->late || l->owner_pid != owner || fds[l->write] >= 0)
+			continue;
+		fs_err(p, "restore: %s: PID %d held a POSIX %s lock on it but has no fd of it open "
+			  "for %s after the restore; ckpt cannot take it again",
+		       lt->what, (int)owner, l->write ? "write" : "read",
+		       l->write ? "writing" : "reading");
 		return -ENOENT;
 	}
-	ret = inject(p, hpid, SYS_mmap, 0, 4096, PROT_READ | PROT_WRITE,
+	ret = inject(p, hpid, SYS_mmap, 0, (uint64_t)pg, PROT_READ | PROT_WRITE,
 		     MAP_PRIVATE | MAP_ANONYMOUS, (uint64_t)-1, 0, &addr);
 	if (!ret && addr < 0 && addr > -4096)
 		ret = (int)addr;
@@ -454,13 +488,13 @@ static int late_take_owner(struct fs_priv *p, const struct fs_late_locks *lt, pi
 		if (l->kind != LK_POSIX || !l->late || l->owner_pid != owner)
 			continue;
 		if (process_vm_writev(hpid, &lv, 1, &rv, 1, 0) != (ssize_t)sizeof(fl)) {
-			ret = -errno;
+			ret = errno ? -errno : -EIO;
 			fs_err(p, "restore: %s: cannot write into PID %d to take its POSIX locks: %s",
 			       lt->what, (int)owner, strerror(-ret));
 			break;
 		}
-		ret = inject(p, hpid, SYS_fcntl, (uint64_t)fd, F_SETLK, (uint64_t)addr, 0, 0, 0,
-			     &res);
+		ret = inject(p, hpid, SYS_fcntl, (uint64_t)fds[l->write], F_SETLK, (uint64_t)addr,
+			     0, 0, 0, &res);
 		if (ret) {
 			fs_err(p, "restore: %s: cannot run fcntl in PID %d to take its POSIX "
 				  "locks: %s",
@@ -474,11 +508,11 @@ static int late_take_owner(struct fs_priv *p, const struct fs_late_locks *lt, pi
 			fs_debug(p, "restore: %s: POSIX %s lock %lld+%lld of PID %d taken on its "
 				    "fd %d after its memory is back",
 				 lt->what, l->write ? "write" : "read", (long long)l->start,
-				 (long long)l->len, (int)owner, fd);
+				 (long long)l->len, (int)owner, fds[l->write]);
 		}
 	}
 	/* the task runs on without the page either way */
-	if (inject(p, hpid, SYS_munmap, (uint64_t)addr, 4096, 0, 0, 0, 0, &res) || res < 0)
+	if (inject(p, hpid, SYS_munmap, (uint64_t)addr, (uint64_t)pg, 0, 0, 0, 0, &res) || res < 0)
 		fs_warn(p, "restore: %s: cannot unmap the scratch page at %#lx in PID %d",
 			lt->what, addr, (int)owner);
 	return ret ? fs_errno(-ret) : 0;

@@ -3,8 +3,10 @@
  * lock_mapped — POSIX locks on a file the processes also map (SQLite's
  * WAL -shm pattern).  fd 20 is lock-mapped, 8 KiB, MAP_SHARED by both:
  *
- *   parent: write lock on bytes 0..9, read lock on bytes 100..149
- *   child:  (same open file, inherited mapping) write lock on 200..209
+ *   parent: write lock on bytes 0..9, read lock on bytes 100..149; fd 19
+ *           is the same file read-only (a write lock cannot be taken on it)
+ *   child:  inherited mapping; write lock on 200..209 through its own open
+ *           file at fd 21 (a second record of the inode)
  *
  * After SIGUSR1 a freshly forked checker (no locks of its own) must find
  * each lock held by the right pid with F_GETLK and be refused by F_SETLK
@@ -115,6 +117,7 @@ int main(int argc, char **argv)
 	if (ftruncate(20, SZ))
 		wl_die("ftruncate: %s", strerror(errno));
 	fs_write_all(20, TEXT, strlen(TEXT), "lock-mapped");
+	fs_place(open(path, O_RDONLY), 19, "lock-mapped (read-only)");
 	m = mmap(NULL, SZ, PROT_READ | PROT_WRITE, MAP_SHARED, 20, 0);
 	if (m == MAP_FAILED)
 		wl_die("mmap: %s", strerror(errno));
@@ -128,7 +131,8 @@ int main(int argc, char **argv)
 	if (child == 0) {
 		close(go[1]);
 		close(res[0]);
-		if (setlk(20, F_WRLCK, 200, 10))
+		fs_place(open(path, O_RDWR), 21, "lock-mapped (child)");
+		if (setlk(21, F_WRLCK, 200, 10))
 			_exit(2);
 		if (write(res[1], "l", 1) != 1)
 			_exit(3);
