@@ -611,12 +611,8 @@ static int fs_restore_start(void *priv)
 static int fs_restore_resume(void *priv, pid_t root)
 {
 	struct fs_priv *p = priv;
-	int ret;
 
 	(void)root;
-	/* POSIX locks of processes that map their file: only now that the
-	 * core closed its mapping fds in them */
-	ret = fs_locks_restore_late(p);
 	/* ptys: locked and exclusive again, now that every slave is open */
 	fs_tty_restore_resume(p);
 	/* Every fd is in its task now; FIFO ends see the true reader and
@@ -624,7 +620,9 @@ static int fs_restore_resume(void *priv, pid_t root)
 	 * closed sees EOF. */
 	release_holds(p);
 	release_keeps(p);
-	return ret;
+	/* POSIX locks of processes that map their file: only now that the
+	 * core closed its mapping fds in them */
+	return fs_locks_restore_late(p);
 }
 
 static int fs_restore_finish(void *priv, int ok)

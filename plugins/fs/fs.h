@@ -121,11 +121,11 @@ struct fs_priv {
 	size_t nholds, holds_cap;
 	struct fs_keep *keeps;
 	size_t nkeeps, keeps_cap;
-	struct fs_late_locks *late; /* locks.c, cleared with the tables */
-	size_t nlate;
 	/* restore_in_task: objects already set up in this task */
 	uint32_t *in_task_done;
 	size_t nin_task_done, in_task_cap;
+	struct fs_late_locks *late; /* locks.c, cleared with the tables */
+	size_t nlate;
 };
 
 struct fs_class {
