@@ -467,6 +467,7 @@ static void free_tables(struct fs_priv *p)
 		t->recs = NULL;
 		t->n = 0;
 	}
+	fs_locks_forget(p); /* points into the tables */
 }
 
 static int fs_init(const struct ckpt_host *host, void **priv)
@@ -625,7 +626,9 @@ static int fs_restore_resume(void *priv, pid_t root)
 	 * closed sees EOF. */
 	release_holds(p);
 	release_keeps(p);
-	return 0;
+	/* POSIX locks of processes that map their file: only now that the
+	 * core closed its mapping fds in them */
+	return fs_locks_restore_late(p);
 }
 
 static int fs_restore_finish(void *priv, int ok)

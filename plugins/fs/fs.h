@@ -81,6 +81,16 @@ struct fs_pipe_sides {
 	int sides;
 };
 
+/* locks.c: a restored inode whose POSIX locks of owners that map it are
+ * taken at restore_resume; locks point into the restore tables. */
+struct fs_late_locks {
+	dev_t dev;
+	ino_t ino;
+	Ckpt__Fs__FileLock *const *locks;
+	size_t n;
+	char *what;
+};
+
 struct fs_tty_scan; /* tty.c: the terminals the dumped tree holds */
 struct mnt_restore;
 
@@ -116,6 +126,8 @@ struct fs_priv {
 	/* restore_in_task: objects already set up in this task */
 	uint32_t *in_task_done;
 	size_t nin_task_done, in_task_cap;
+	struct fs_late_locks *late; /* locks.c, cleared with the tables */
+	size_t nlate;
 };
 
 struct fs_class {
@@ -178,6 +190,12 @@ int fs_locks_restore(struct fs_priv *p, int fd, Ckpt__Fs__FileLock *const *l, si
 		     const char *what);
 int fs_locks_restore_in_task(struct fs_priv *p, int fd, Ckpt__Fs__FileLock *const *l, size_t n,
 			     const char *what);
+/* locks.c: at restore_resume, the POSIX locks of owners that map their
+ * file (flagged late at dump), taken by syscall injection into the stopped
+ * owner; forget what fs_locks_restore remembered for that.  0 or -errno
+ * after an error was logged. */
+int fs_locks_restore_late(struct fs_priv *p);
+void fs_locks_forget(struct fs_priv *p);
 /* ghost.c: a regular file unlinked while open (link names it deleted);
  * the deleted file behind a mapping (vma hooks) */
 bool fs_is_ghost(const char *link, const struct stat *st);

@@ -20,18 +20,25 @@
  * the non-blocking calls: a conflicting lock someone took since the dump
  * fails the restore with its name.
  *
- * A process that maps a file it holds POSIX locks on is refused: the
- * restore maps files through fds of its own that it closes in the task
- * afterwards, and closing any fd of a file drops the POSIX locks the
- * process holds on it.
+ * POSIX locks of a process that also maps the file ("late" at dump) cannot
+ * be taken in the task: the core maps files through fds of its own that it
+ * closes in the task after the memory switch, and closing any fd of a file
+ * drops the POSIX locks the process holds on it.  They are taken at
+ * restore_resume instead, when every task is back and stopped: the
+ * controller finds an fd of the file in the owner (its /proc fd links,
+ * matched by the inode the restore opened), writes a struct flock into a
+ * scratch page it maps there, and injects fcntl(F_SETLK) into the owner.
  */
+#include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "fs.h"
@@ -90,7 +97,7 @@ static bool lk_same_file(const struct lk_line *l, const struct stat *st)
 }
 
 static int lk_add(struct fs_priv *p, Ckpt__Fs__FileLock ***arr, size_t *n,
-		  const struct lk_line *l, pid_t owner)
+		  const struct lk_line *l, pid_t owner, bool late)
 {
 	Ckpt__Fs__FileLock *fl = malloc(sizeof(*fl)), **na;
 
@@ -112,6 +119,8 @@ static int lk_add(struct fs_priv *p, Ckpt__Fs__FileLock ***arr, size_t *n,
 	if (l->kind == LK_POSIX) {
 		fl->has_owner_pid = true;
 		fl->owner_pid = owner;
+		fl->has_late = late;
+		fl->late = late;
 	}
 	(*arr)[(*n)++] = fl;
 	return 0;
@@ -186,15 +195,8 @@ static int posix_locks(struct fs_priv *p, const struct stat *st, const char *wha
 			       what, l.pid, l.type);
 			ret = -EBUSY;
 		} else if (l.kind == LK_POSIX) {
-			if (maps_file((pid_t)l.pid, st)) {
-				fs_err(p, "%s: PID %ld holds POSIX locks on a file it also maps; "
-					  "ckpt cannot restore that pair yet (unmap it, or use OFD "
-					  "locks)",
-				       what, l.pid);
-				ret = -EINVAL;
-			} else {
-				ret = lk_add(p, arr, n, &l, fs_ns_pid((pid_t)l.pid));
-			}
+			ret = lk_add(p, arr, n, &l, fs_ns_pid((pid_t)l.pid),
+				     maps_file((pid_t)l.pid, st));
 		}
 	}
 	free(line);
@@ -231,7 +233,7 @@ int fs_locks_dump(struct fs_priv *p, int local_fd, const struct stat *st, const 
 			ret = -EINVAL;
 			break;
 		}
-		ret = lk_add(p, arr, n, &l, 0);
+		ret = lk_add(p, arr, n, &l, 0, false);
 		if (ret)
 			break;
 	}
@@ -251,6 +253,22 @@ static const char *kind_name(uint32_t k)
 	return k == LK_FLOCK ? "flock" : k == LK_POSIX ? "POSIX" : k == LK_OFD ? "OFD" : "?";
 }
 
+static void take_err(struct fs_priv *p, const Ckpt__Fs__FileLock *l, int e, const char *what)
+{
+	char of[32] = "";
+
+	if (l->kind == LK_POSIX)
+		snprintf(of, sizeof(of), " of PID %d", (int)l->owner_pid);
+	if (e == EAGAIN || e == EACCES || e == EWOULDBLOCK)
+		fs_err(p, "restore: %s: its %s %s lock%s (bytes %lld+%lld) is held by another "
+			  "process now; release it (see /proc/locks) and restore again",
+		       what, kind_name(l->kind), l->write ? "write" : "read", of,
+		       (long long)l->start, (long long)l->len);
+	else
+		fs_err(p, "restore: %s: cannot take its %s lock%s again: %s", what,
+		       kind_name(l->kind), of, strerror(e));
+}
+
 static int take(struct fs_priv *p, int fd, const Ckpt__Fs__FileLock *l, const char *what)
 {
 	struct flock fl = {
@@ -268,28 +286,259 @@ static int take(struct fs_priv *p, int fd, const Ckpt__Fs__FileLock *l, const ch
 	if (!r)
 		return 0;
 	e = errno;
-	if (e == EAGAIN || e == EACCES || e == EWOULDBLOCK)
-		fs_err(p, "restore: %s: its %s %s lock (bytes %lld+%lld) is held by another process "
-			  "now; release it (see /proc/locks) and restore again",
-		       what, kind_name(l->kind), l->write ? "write" : "read", (long long)l->start,
-		       (long long)l->len);
-	else
-		fs_err(p, "restore: %s: cannot take its %s lock again: %s", what,
-		       kind_name(l->kind), strerror(e));
+	take_err(p, l, e, what);
 	return fs_errno(e);
+}
+
+/* Remember the inode of a restored file with late POSIX locks, for
+ * restore_resume (the restore may have given a ghost file a new inode). */
+static int late_remember(struct fs_priv *p, int fd, Ckpt__Fs__FileLock *const *l, size_t n,
+			 const char *what)
+{
+	struct fs_late_locks *nl;
+	struct stat st;
+	char *w;
+
+	if (fstat(fd, &st)) {
+		int e = errno;
+
+		fs_err(p, "restore: %s: cannot stat it: %s", what, strerror(e));
+		return fs_errno(e);
+	}
+	for (size_t i = 0; i < p->nlate; i++)
+		if (p->late[i].dev == st.st_dev && p->late[i].ino == st.st_ino)
+			return 0; /* every record of the inode lists the same POSIX locks */
+	nl = realloc(p->late, (p->nlate + 1) * sizeof(*nl));
+	w = strdup(what);
+	if (!nl || !w) {
+		free(w);
+		if (nl)
+			p->late = nl;
+		fs_err(p, "restore: out of memory");
+		return -ENOMEM;
+	}
+	p->late = nl;
+	p->late[p->nlate++] = (struct fs_late_locks){
+		.dev = st.st_dev, .ino = st.st_ino, .locks = l, .n = n, .what = w,
+	};
+	return 0;
 }
 
 int fs_locks_restore(struct fs_priv *p, int fd, Ckpt__Fs__FileLock *const *l, size_t n,
 		     const char *what)
 {
+	bool late = false;
+
 	for (size_t i = 0; i < n; i++) {
 		int ret;
 
+		late |= l[i]->kind == LK_POSIX && l[i]->late;
 		if (l[i]->kind != LK_FLOCK && l[i]->kind != LK_OFD)
 			continue;
 		ret = take(p, fd, l[i], what);
 		if (ret)
 			return ret;
+	}
+	return late ? late_remember(p, fd, l, n, what) : 0;
+}
+
+void fs_locks_forget(struct fs_priv *p)
+{
+	for (size_t i = 0; i < p->nlate; i++)
+		free(p->late[i].what);
+	free(p->late);
+	p->late = NULL;
+	p->nlate = 0;
+}
+
+/* ckpt's pid of the restored process that is ns_pid in the tree's pid
+ * namespace, or -1. */
+static pid_t host_pid_of(struct fs_priv *p, pid_t ns_pid)
+{
+	pid_t *pids;
+	size_t n;
+	pid_t found = -1;
+
+	if (p->host->version < 3 || !p->host->tree_pids)
+		return -1;
+	n = p->host->tree_pids(NULL, 0);
+	pids = calloc(n ? n : 1, sizeof(*pids));
+	if (!pids)
+		return -1;
+	n = p->host->tree_pids(pids, n);
+	for (size_t i = 0; i < n && found < 0; i++)
+		if (fs_ns_pid(pids[i]) == ns_pid)
+			found = pids[i];
+	free(pids);
+	return found;
+}
+
+/* The file status flags of fd n of hpid, or -1. */
+static long fd_flags(pid_t hpid, const char *n)
+{
+	char path[320], line[128];
+	unsigned long v;
+	long flags = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%s", (int)hpid, n);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (flags < 0 && fgets(line, sizeof(line), f))
+		if (sscanf(line, "flags: %lo", &v) == 1)
+			flags = (long)v;
+	fclose(f);
+	return flags;
+}
+
+/* The number of an fd of hpid on inode (dev, ino) that can carry a read
+ * (write false) or write lock, i.e. open for reading or writing; or -1. */
+static int fd_of_inode(pid_t hpid, dev_t dev, ino_t ino, bool write)
+{
+	char path[64];
+	struct dirent *d;
+	int found = -1;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)hpid);
+	dir = opendir(path);
+	if (!dir)
+		return -1;
+	while (found < 0 && (d = readdir(dir))) {
+		char lp[sizeof(path) + sizeof(d->d_name) + 1];
+		struct stat st;
+		long fl, acc;
+
+		if (d->d_name[0] < '0' || d->d_name[0] > '9')
+			continue;
+		snprintf(lp, sizeof(lp), "%s/%s", path, d->d_name);
+		if (stat(lp, &st) || st.st_dev != dev || st.st_ino != ino)
+			continue;
+		fl = fd_flags(hpid, d->d_name);
+		if (fl < 0 || (fl & O_PATH))
+			continue;
+		acc = fl & O_ACCMODE;
+		if (acc == O_RDWR || acc == (write ? O_WRONLY : O_RDONLY))
+			found = atoi(d->d_name);
+	}
+	closedir(dir);
+	return found;
+}
+
+static int inject(struct fs_priv *p, pid_t hpid, long nr, uint64_t a0, uint64_t a1,
+		  uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5, long *res)
+{
+	const uint64_t args[6] = { a0, a1, a2, a3, a4, a5 };
+
+	if (!p->host->inject_syscall)
+		return -ENOSYS;
+	return p->host->inject_syscall(hpid, nr, args, res);
+}
+
+/* Take the late POSIX locks of owner (tree pid) on one inode, inside the
+ * stopped owner: F_SETLK on a struct flock in a scratch page of its own. */
+static int late_take_owner(struct fs_priv *p, const struct fs_late_locks *lt, pid_t owner)
+{
+	const long pg = sysconf(_SC_PAGESIZE);
+	long addr = 0, res = 0;
+	int fds[2], ret = 0; /* for read, write locks */
+	pid_t hpid;
+
+	hpid = host_pid_of(p, owner);
+	if (hpid < 0) {
+		fs_err(p, "restore: %s: PID %d, which held POSIX locks on it, is not in the "
+			  "restored tree; the images are damaged",
+		       lt->what, (int)owner);
+		return -ESRCH;
+	}
+	fds[0] = fd_of_inode(hpid, lt->dev, lt->ino, false);
+	fds[1] = fd_of_inode(hpid, lt->dev, lt->ino, true);
+	for (size_t i = 0; i < lt->n; i++) {
+		const Ckpt__Fs__FileLock *l = lt->locks[i];
+
+		if (l->kind != LK_POSIX || !l->late || l->owner_pid != owner || fds[l->write] >= 0)
+			continue;
+		fs_err(p, "restore: %s: PID %d held a POSIX %s lock on it but has no fd of it open "
+			  "for %s after the restore; ckpt cannot take it again",
+		       lt->what, (int)owner, l->write ? "write" : "read",
+		       l->write ? "writing" : "reading");
+		return -ENOENT;
+	}
+	ret = inject(p, hpid, SYS_mmap, 0, (uint64_t)pg, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS, (uint64_t)-1, 0, &addr);
+	if (!ret && addr < 0 && addr > -4096)
+		ret = (int)addr;
+	if (ret) {
+		fs_err(p, "restore: %s: cannot map a scratch page in PID %d to take its POSIX "
+			  "locks: %s",
+		       lt->what, (int)owner, strerror(-ret));
+		return fs_errno(-ret);
+	}
+	for (size_t i = 0; i < lt->n && !ret; i++) {
+		const Ckpt__Fs__FileLock *l = lt->locks[i];
+		struct flock fl = {
+			.l_type = l->write ? F_WRLCK : F_RDLCK,
+			.l_whence = SEEK_SET,
+			.l_start = l->start,
+			.l_len = l->len,
+		};
+		struct iovec lv = { &fl, sizeof(fl) }, rv = { (void *)addr, sizeof(fl) };
+
+		if (l->kind != LK_POSIX || !l->late || l->owner_pid != owner)
+			continue;
+		if (process_vm_writev(hpid, &lv, 1, &rv, 1, 0) != (ssize_t)sizeof(fl)) {
+			ret = errno ? -errno : -EIO;
+			fs_err(p, "restore: %s: cannot write into PID %d to take its POSIX locks: %s",
+			       lt->what, (int)owner, strerror(-ret));
+			break;
+		}
+		ret = inject(p, hpid, SYS_fcntl, (uint64_t)fds[l->write], F_SETLK, (uint64_t)addr,
+			     0, 0, 0, &res);
+		if (ret) {
+			fs_err(p, "restore: %s: cannot run fcntl in PID %d to take its POSIX "
+				  "locks: %s",
+			       lt->what, (int)owner, strerror(-ret));
+			break;
+		}
+		if (res < 0) {
+			take_err(p, l, (int)-res, lt->what);
+			ret = (int)res;
+		} else {
+			fs_debug(p, "restore: %s: POSIX %s lock %lld+%lld of PID %d taken on its "
+				    "fd %d after its memory is back",
+				 lt->what, l->write ? "write" : "read", (long long)l->start,
+				 (long long)l->len, (int)owner, fds[l->write]);
+		}
+	}
+	/* the task runs on without the page either way */
+	if (inject(p, hpid, SYS_munmap, (uint64_t)addr, (uint64_t)pg, 0, 0, 0, 0, &res) || res < 0)
+		fs_warn(p, "restore: %s: cannot unmap the scratch page at %#lx in PID %d",
+			lt->what, addr, (int)owner);
+	return ret ? fs_errno(-ret) : 0;
+}
+
+int fs_locks_restore_late(struct fs_priv *p)
+{
+	for (size_t i = 0; i < p->nlate; i++) {
+		const struct fs_late_locks *lt = &p->late[i];
+
+		for (size_t j = 0; j < lt->n; j++) {
+			const Ckpt__Fs__FileLock *l = lt->locks[j];
+			bool before = false;
+			int ret;
+
+			if (l->kind != LK_POSIX || !l->late)
+				continue;
+			for (size_t k = 0; k < j && !before; k++)
+				before = lt->locks[k]->kind == LK_POSIX && lt->locks[k]->late &&
+					 lt->locks[k]->owner_pid == l->owner_pid;
+			if (before)
+				continue; /* that owner's locks are taken already */
+			ret = late_take_owner(p, lt, l->owner_pid);
+			if (ret)
+				return ret;
+		}
 	}
 	return 0;
 }
@@ -302,7 +551,7 @@ int fs_locks_restore_in_task(struct fs_priv *p, int fd, Ckpt__Fs__FileLock *cons
 	for (size_t i = 0; i < n; i++) {
 		int ret;
 
-		if (l[i]->kind != LK_POSIX || l[i]->owner_pid != self)
+		if (l[i]->kind != LK_POSIX || l[i]->owner_pid != self || l[i]->late)
 			continue;
 		ret = take(p, fd, l[i], what);
 		if (ret)
