@@ -916,7 +916,7 @@ CKPT_PLUGIN_EXPORT = {
 	.abi_major = CKPT_PLUGIN_ABI_MAJOR,
 	.abi_minor = CKPT_PLUGIN_ABI_MINOR,
 	.name = FS_NAME,
-	.version = "0.4.0",
+	.version = "0.5.0",
 	.description = "regular files, character devices, fifos, pipes, eventfd, signalfd, "
 		       "timerfd, epoll, inotify, fanotify, memfd, deleted files, file locks, terminals "
 		       "and mount namespaces",
