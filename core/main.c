@@ -16,6 +16,7 @@
 #include "dump.h"
 #include "image.h"
 #include "log.h"
+#include "pagecodec.h"
 #include "plugin.h"
 #include "restore.h"
 #include "show.h"
@@ -53,6 +54,8 @@ static void usage(FILE *f)
 		"      --freeze-cgroup PATH  freeze this cgroup first for a consistent dump (cgroup)\n"
 		"      --manage-cgroups[=MODE] none, props, soft, full, strict (cgroup)\n"
 		"      --cgroup-root PATH  restore under another cgroup root (cgroup)\n"
+		"      --compress[=CODEC[:LEVEL]]  dump: compress the page images (lz4, lz4:fast,\n"
+		"                          zstd, zstd:LEVEL; none); restore detects it by itself\n"
 		"      --json              machine-readable output for show, check and plugins\n"
 		"  -v[N], --verbose[=N]    more log output (N: 1 errors .. 4 debug; -v alone is 3)\n"
 		"  -o, --log-file FILE     write the log to FILE (relative to -D unless absolute)\n"
@@ -75,6 +78,7 @@ enum {
 	OPT_FREEZE_CGROUP,
 	OPT_MANAGE_CGROUPS,
 	OPT_CGROUP_ROOT,
+	OPT_COMPRESS,
 };
 
 /* Plugin keys given on the command line, applied over the config file. */
@@ -104,11 +108,13 @@ int main(int argc, char **argv)
 		{ "freeze-cgroup", required_argument, NULL, OPT_FREEZE_CGROUP },
 		{ "manage-cgroups", optional_argument, NULL, OPT_MANAGE_CGROUPS },
 		{ "cgroup-root", required_argument, NULL, OPT_CGROUP_ROOT },
+		{ "compress", optional_argument, NULL, OPT_COMPRESS },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *dir = NULL, *logfile = NULL, *pidfile = NULL, *only = NULL, *cfgpath = NULL;
+	const char *compress = NULL; /* "" for --compress alone */
 	bool leave_running = false, detach = false, shell_job = false, json = false, pidns = false;
 	int verbosity = CKPT_LOG_WARN, opt;
 	bool verbosity_given = false;
@@ -173,6 +179,16 @@ int main(int argc, char **argv)
 		case OPT_PIDNS:
 			pidns = true;
 			break;
+		case OPT_COMPRESS: {
+			struct pagecodec_opts co;
+			compress = optarg ? optarg : "";
+			if (pagecodec_parse(compress, &co)) {
+				fprintf(stderr, "ckpt: --compress=%s: unknown codec or level (use none, lz4, lz4:fast, lz4:ACCEL, zstd or zstd:LEVEL)\n",
+					compress);
+				return 1;
+			}
+			break;
+		}
 		case OPT_SHELL_JOB:
 		case OPT_PLUGIN_OPT:
 		case OPT_TCP_ESTABLISHED:
@@ -289,6 +305,11 @@ int main(int argc, char **argv)
 	if (ret)
 		goto out_cfg;
 
+	if (is_dump && (compress || cfg.compress)) {
+		struct pagecodec_opts co;
+		pagecodec_parse(compress ? compress : cfg.compress, &co); /* checked already */
+		pagecodec_set(&co);
+	}
 	if (is_dump) {
 		struct dump_opts o = { (pid_t)pid, dir, leave_running, shell_job };
 		ret = cmd_dump(&o);
