@@ -12,6 +12,7 @@ SCENARIOS+=(
 	"compress_cycle:zstd|compress-zstd"
 	"compress_cycle:zstd:3|compress-zstd-3"
 	"compress_heap|compress-heap256-incompressible"
+	"compress_tree|compress-shmem-tree compress-threads"
 	"compress_config|compress-config-key compress-off-by-default"
 	"compress_show|compress-show compress-show-json fail-compress-corrupt-block fail-compress-truncated restore-compress-after-bad"
 	"compress_bad_option|fail-compress-bad-codec"
@@ -62,6 +63,14 @@ sc_compress_heap() {
 	local name=compress-heap256-incompressible D=$T/img
 	CKPT_TEST_HEAP_MB=32 compress_run "$name" heap256 "$D" --compress=lz4 || return
 	report pass "$name"
+}
+
+# A tree sharing anonymous memory, and a multithreaded task: the page
+# path of every process of a tree goes through the codec.
+sc_compress_tree() {
+	compress_run compress-shmem-tree core/shmem "$T/img" --compress=zstd && report pass compress-shmem-tree
+	rm -rf "$T/img"
+	compress_run compress-threads core/threads "$T/img2" --compress=lz4 && report pass compress-threads
 }
 
 sc_compress_config() {
