@@ -413,12 +413,9 @@ struct filler {
 	size_t iov_bytes;
 };
 
-static void decompress_one(void *arg, size_t k, int wid)
+/* One block into dst (raw_len bytes), checked against its checksum. */
+static int decode_block(const Ckpt__PageBlock *b, const char *src, char *dst, ZSTD_DCtx *dctx)
 {
-	struct filler *f = arg;
-	const Ckpt__PageBlock *b = f->b[f->first + k], *b0 = f->b[f->first];
-	const char *src = f->cbuf + (b->offset - b0->offset);
-	char *dst = f->dbuf + (b->raw_offset - b0->raw_offset);
 	int err = 0;
 
 	switch (b->codec) {
@@ -430,7 +427,7 @@ static void decompress_one(void *arg, size_t k, int wid)
 			err = -EBADMSG;
 		break;
 	case CKPT__PAGE_CODEC__PAGE_CODEC_ZSTD: {
-		size_t r = ZSTD_decompressDCtx(f->dctx[wid], dst, b->raw_len, src, b->len);
+		size_t r = ZSTD_decompressDCtx(dctx, dst, b->raw_len, src, b->len);
 		if (ZSTD_isError(r) || r != b->raw_len)
 			err = -EBADMSG;
 		break;
@@ -440,7 +437,16 @@ static void decompress_one(void *arg, size_t k, int wid)
 	}
 	if (!err && b->has_raw_xxh3 && img_hash_buf(dst, b->raw_len) != b->raw_xxh3)
 		err = -EILSEQ;
-	f->err[k] = err;
+	return err;
+}
+
+static void decompress_one(void *arg, size_t k, int wid)
+{
+	struct filler *f = arg;
+	const Ckpt__PageBlock *b = f->b[f->first + k], *b0 = f->b[f->first];
+
+	f->err[k] = decode_block(b, f->cbuf + (b->offset - b0->offset),
+				 f->dbuf + (b->raw_offset - b0->raw_offset), f->dctx[wid]);
 }
 
 static int flush_iov(struct filler *f)
@@ -625,6 +631,118 @@ out:
 		protobuf_c_message_free_unpacked(&f.b[i]->base, NULL);
 	free(f.b);
 	return ret;
+}
+
+/* ---- random access, for pages another task's image holds ---------------- */
+
+static struct {
+	pid_t vpid; /* 0: nothing cached */
+	int fd;
+	Ckpt__PageBlock **b;
+	size_t nb, cached; /* cached: block in dbuf, or nb */
+	char *cbuf, *dbuf;
+	ZSTD_DCtx *dctx;
+} rd;
+
+void pagecodec_pread_end(void)
+{
+	if (rd.fd > 0)
+		close(rd.fd);
+	for (size_t i = 0; i < rd.nb; i++)
+		protobuf_c_message_free_unpacked(&rd.b[i]->base, NULL);
+	free(rd.b);
+	free(rd.cbuf);
+	free(rd.dbuf);
+	ZSTD_freeDCtx(rd.dctx);
+	memset(&rd, 0, sizeof(rd));
+}
+
+static int pread_open(pid_t vpid)
+{
+	char name[64];
+	int ret;
+
+	pagecodec_pread_end();
+	snprintf(name, sizeof(name), "pageblocks-%d.img", vpid);
+	ret = img_load_all(name, &ckpt__page_block__descriptor, (ProtobufCMessage ***)&rd.b, &rd.nb,
+			   false);
+	if (!ret)
+		ret = check_blocks(name, rd.b, rd.nb);
+	if (ret)
+		goto fail;
+	snprintf(name, sizeof(name), "pages-%d.img", vpid);
+	rd.fd = img_raw_open(name);
+	if (rd.fd < 0) {
+		ret = rd.fd;
+		rd.fd = 0;
+		goto fail;
+	}
+	rd.cbuf = malloc(FILL_BATCH);
+	rd.dbuf = malloc(FILL_BATCH);
+	rd.dctx = ZSTD_createDCtx();
+	if (!rd.cbuf || !rd.dbuf || !rd.dctx) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	rd.vpid = vpid;
+	rd.cached = rd.nb;
+	return 0;
+fail:
+	pagecodec_pread_end();
+	return ret;
+}
+
+int pagecodec_pread(pid_t vpid, void *buf, size_t len, uint64_t off)
+{
+	char *out = buf;
+	int ret;
+
+	if (rd.vpid != vpid) {
+		if (!pagecodec_image_compressed(vpid))
+			return 1;
+		ret = pread_open(vpid);
+		if (ret)
+			return ret;
+	}
+	while (len) {
+		size_t lo = 0, hi = rd.nb;
+		while (lo < hi) { /* first block ending after off */
+			size_t mid = (lo + hi) / 2;
+			if (rd.b[mid]->raw_offset + rd.b[mid]->raw_len <= off)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo == rd.nb || rd.b[lo]->raw_offset > off) {
+			pr_err("mem", "pages-%d.img: no block holds offset %llu; the image is corrupted",
+			       vpid, (unsigned long long)off);
+			return -EBADMSG;
+		}
+		const Ckpt__PageBlock *b = rd.b[lo];
+		if (rd.cached != lo) {
+			rd.cached = rd.nb;
+			if (pread(rd.fd, rd.cbuf, b->len, b->offset) != (ssize_t)b->len) {
+				pr_err("mem", "pages-%d.img: cannot read block %zu; the image is truncated",
+				       vpid, lo);
+				return -EBADMSG;
+			}
+			ret = decode_block(b, rd.cbuf, rd.dbuf, rd.dctx);
+			if (ret) {
+				pr_err("mem", "pages-%d.img: block %zu does not decompress to its bytes; the image is corrupted",
+				       vpid, lo);
+				return ret;
+			}
+			rd.cached = lo;
+		}
+		size_t at = off - b->raw_offset, n = b->raw_len - at;
+		if (n > len)
+			n = len;
+		memcpy(out, rd.dbuf + at, n);
+		out += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
 }
 
 /* ---- show ----------------------------------------------------------------- */

@@ -52,6 +52,13 @@ bool pagecodec_image_compressed(pid_t vpid);
  * 1 when the image is not compressed (the caller fills it), 0 done. */
 int pagecodec_fill(pid_t hpid, pid_t vpid, Ckpt__PagemapEntry *const *pm, size_t npm);
 
+/* Read len bytes at offset off of the uncompressed page stream of vpid
+ * (for pages a task shares with another's image).  1 when that image is
+ * not compressed (the caller preads it), 0 done, -errno.  Keeps the index
+ * and the last block until pagecodec_pread_end(). */
+int pagecodec_pread(pid_t vpid, void *buf, size_t len, uint64_t off);
+void pagecodec_pread_end(void);
+
 struct pagecodec_stats {
 	const char *codec; /* of the compressed blocks; "none" when none shrank */
 	uint64_t blocks, raw_bytes, stored_bytes;

@@ -174,6 +174,20 @@ int main(void)
 		      "%s: stats %llu -> %llu bytes (%s)", codecs[c], (unsigned long long)st.raw_bytes,
 		      (unsigned long long)st.stored_bytes, st.codec);
 
+		/* random access across block boundaries */
+		unsigned char *rb = malloc(SRC_LEN);
+		img_store_open(dir, false);
+		r = rb ? pagecodec_pread(vpid, rb, SRC_LEN - 12345, base + 12345) : -ENOMEM;
+		int r2 = rb ? pagecodec_pread(vpid, rb + SRC_LEN - 12345, 100, base + 777) : -ENOMEM;
+		CHECK(r == 0 && r2 == 0 && !memcmp(rb, src + 12345, SRC_LEN - 12345) &&
+			      !memcmp(rb + SRC_LEN - 12345, src + 777, 100),
+		      "%s: pread of the stream at any offset", codecs[c]);
+		CHECK(pagecodec_pread(vpid, rb, 10, base + SRC_LEN) == -EBADMSG,
+		      "%s: pread past the end refused", codecs[c]);
+		pagecodec_pread_end();
+		img_store_close();
+		free(rb);
+
 		/* a byte of the first block, compressed text; then one of a random
 		 * block stored as is (third 64 KiB run: the random part) */
 		snprintf(name, sizeof(name), "pages-%d.img", vpid);
@@ -183,6 +197,9 @@ int main(void)
 	}
 
 	CHECK(fill_pages(999, dst, 0) == 1, "an uncompressed image is left to the caller");
+	img_store_open(dir, false);
+	CHECK(pagecodec_pread(999, dst, 10, 0) == 1, "pread of an uncompressed image is left to the caller");
+	img_store_close();
 	nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
 	return tap_done();
 }
