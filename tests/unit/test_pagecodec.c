@@ -201,5 +201,7 @@ int main(void)
 	CHECK(pagecodec_pread(999, dst, 10, 0) == 1, "pread of an uncompressed image is left to the caller");
 	img_store_close();
 	nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	free(src);
+	munmap(dst, SRC_LEN);
 	return tap_done();
 }
