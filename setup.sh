@@ -14,7 +14,8 @@ cd "$ROOT"
 BUILD=$ROOT/build
 
 PACKAGES=(meson ninja-build pkg-config gcc protobuf-c-compiler libprotobuf-c-dev libinih-dev libcap-dev
-	libnl-3-dev libnl-route-3-dev libnftables-dev nftables iproute2 libdrm-dev libxxhash-dev python3)
+	libnl-3-dev libnl-route-3-dev libnftables-dev nftables iproute2 libdrm-dev libxxhash-dev
+	libzstd-dev liblz4-dev python3)
 
 if [[ -t 1 ]]; then
 	say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }

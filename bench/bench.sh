@@ -38,6 +38,9 @@ usage: $0 [options]
       --criu PATH      also run CRIU (the binary at PATH) on the same workload,
                        interleaved with ckpt run by run, and print both with
                        the ratio of their times (nothing here builds CRIU)
+      --mix            fill memhog's memory with content that compresses like
+                       real memory (bench/mixfill.h) instead of one byte per
+                       page; for bench/bench-compress.sh
       --no-verify      do not have the restored process check its memory
       --drop-caches    drop the page cache before each restore from a
                        directory that is not on tmpfs (cold-cache restore)
@@ -68,6 +71,7 @@ BUILD="$SRCDIR/build"
 CKPT_ARGS=()
 CRIU=
 VERIFY=1
+MIX=
 DROP_CACHES=0
 CSV=
 KEEP_LOGS=
@@ -89,6 +93,7 @@ parse_args() {
 		--criu) [ $# -ge 2 ] || die "$1 needs a value"; CRIU=$2; shift ;;
 		--criu=*) CRIU=${1#*=} ;;
 		--no-verify) VERIFY=0 ;;
+		--mix) MIX=mix ;;
 		--drop-caches) DROP_CACHES=1 ;;
 		--csv) [ $# -ge 2 ] || die "$1 needs a value"; CSV=$2; shift ;;
 		--csv=*) CSV=${1#*=} ;;
@@ -305,7 +310,7 @@ one_run() {
 	# and is not a child of this shell: nsrun's init reaps it, as it will
 	# reap the restored one, and the shell has no job to report on.
 	CKPT_TEST_READY="$ready" CKPT_TEST_VERIFY="$verify" \
-		setsid -f "$MEMHOG" "$size" </dev/null >"$LOGS/memhog-$tag.log" 2>&1
+		setsid -f "$MEMHOG" "$size" $MIX </dev/null >"$LOGS/memhog-$tag.log" 2>&1
 	if ! wait_file "$ready" 300; then
 		note "memhog $size MiB did not get ready"
 		show_log "$LOGS/memhog-$tag.log"
@@ -408,7 +413,11 @@ if [ -n "$CRIU" ]; then
 fi
 echo "- kernel: $(uname -r) $(uname -m); CPU: ${cpu:-unknown}, $(nproc) cores; memory: $mem_total GiB"
 echo "- transparent huge pages: $(sed 's/.*\[\(.*\)\].*/\1/' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null || echo unknown)"
-echo "- workload: memhog, N MiB of private anonymous memory, every page written"
+if [ -n "$MIX" ]; then
+	echo "- workload: memhog mix, N MiB of private anonymous memory, every page written: a third sparse structs, a third text, a third random (bench/mixfill.h)"
+else
+	echo "- workload: memhog, N MiB of private anonymous memory, every page written"
+fi
 echo "- medians of $REPS run(s); MB/s = touched memory (10^6 bytes) / wall time of the command"
 [ "$VERIFY" = 1 ] && echo "- every restore was checked page by page by the restored process (not timed)"
 [ "$DROP_CACHES" = 1 ] && echo "- page cache dropped before each restore from disk"

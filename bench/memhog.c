@@ -2,7 +2,7 @@
 /*
  * memhog — benchmark workload for ckpt.
  *
- *   memhog MIB
+ *   memhog MIB [mix]
  *
  * Closes every file descriptor above 2 that it inherited (so a dump of it
  * measures memory, not whatever the caller leaked), maps MIB MiB of private
@@ -17,6 +17,10 @@
  * of its memory and writes "ok PAGES" or "bad PAGE" to the file named by
  * $CKPT_TEST_VERIFY (again through tmp + rename), then sleeps again.  The
  * benchmark uses that after a restore, outside the timed part.
+ *
+ * With "mix" the pages hold content that compresses like real memory
+ * (bench/mixfill.h: a third sparse structs, a third text, a third random)
+ * instead, for bench/bench-compress.sh; the check regenerates each page.
  *
  * The check runs in the signal handler itself.  A flag set by the handler
  * and tested after pause() returns would race with a restore: the restored
@@ -40,12 +44,15 @@
 
 #define BENCH_PROG "memhog"
 #include "benchutil.h"
+#include "mixfill.h"
 
 #define STAMP_KEY 0x6d656d686f67ULL /* "memhog" */
 
 static unsigned char *area;
 static size_t npages, page_size;
 static char verify_path[PATH_MAX];
+static int mix;
+static unsigned char mix_want[65536]; /* one regenerated page */
 
 static unsigned char page_byte(size_t i)
 {
@@ -59,6 +66,11 @@ static uint64_t page_stamp(size_t i)
 
 static void fill(void)
 {
+	if (mix) {
+		for (size_t i = 0; i < npages; i++)
+			mix_page(area + i * page_size, i, page_size);
+		return;
+	}
 	for (size_t i = 0; i < npages; i++) {
 		unsigned char *p = area + i * page_size;
 		uint64_t stamp = page_stamp(i);
@@ -71,6 +83,14 @@ static void fill(void)
 /* Index of the first wrong page, or npages when all are right. */
 static size_t check(void)
 {
+	if (mix) {
+		for (size_t i = 0; i < npages; i++) {
+			mix_page(mix_want, i, page_size);
+			if (memcmp(area + i * page_size, mix_want, page_size))
+				return i;
+		}
+		return npages;
+	}
 	for (size_t i = 0; i < npages; i++) {
 		const unsigned char *p = area + i * page_size;
 		unsigned char b = page_byte(i);
@@ -132,8 +152,10 @@ int main(int argc, char **argv)
 	long ps;
 	int err;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: %s MIB\n", argv[0]);
+	if (argc == 3 && !strcmp(argv[2], "mix"))
+		mix = 1;
+	else if (argc != 2) {
+		fprintf(stderr, "usage: %s MIB [mix]\n", argv[0]);
 		return 2;
 	}
 	close_inherited_fds();
@@ -149,6 +171,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	page_size = (size_t)ps;
+	if (mix && page_size > sizeof(mix_want)) {
+		fprintf(stderr, "memhog: page size %ld is too large for mix\n", ps);
+		return 1;
+	}
 	size = (size_t)mib << 20;
 	npages = size / page_size;
 

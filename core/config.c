@@ -19,6 +19,7 @@
 #include <ini.h>
 
 #include "config.h"
+#include "pagecodec.h"
 #include "log.h"
 
 #define CONFIG_DEFAULT_PATH "/etc/ckpt/ckpt.conf"
@@ -98,6 +99,7 @@ void config_free(struct config *cfg)
 	}
 	free(cfg->plugins);
 	free(cfg->plugin_dir);
+	free(cfg->compress);
 	free(cfg->source);
 	config_init(cfg);
 }
@@ -344,7 +346,18 @@ static int ckpt_key(struct parser *ps, const char *key, const char *value)
 		cfg->log_level = lvl;
 		return 1;
 	}
-	parse_error(ps, "unknown key \"%s\" in [ckpt] (known: plugin_dir, log_level)", key);
+	if (!strcmp(key, "compress")) {
+		struct pagecodec_opts o;
+		if (pagecodec_parse(value, &o)) {
+			parse_error(ps,
+				    "bad value \"%s\" for compress in [ckpt] "
+				    "(use none, lz4, lz4:fast, lz4:ACCEL, zstd or zstd:LEVEL)",
+				    value);
+			return 0;
+		}
+		return set_string(ps, &cfg->compress, key, "ckpt", value);
+	}
+	parse_error(ps, "unknown key \"%s\" in [ckpt] (known: plugin_dir, log_level, compress)", key);
 	return 0;
 }
 

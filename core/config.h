@@ -5,7 +5,7 @@
  * defaults.  One [plugin.NAME] section per plugin with the host keys
  * enabled, optional, path and the plugin's own keys (checked against its
  * schema once the plugin is loaded).  A [ckpt] section holds core keys
- * (plugin_dir, log_level).  Unknown sections and keys are errors.
+ * (plugin_dir, log_level, compress).  Unknown sections and keys are errors.
  */
 #ifndef CKPT_CONFIG_H
 #define CKPT_CONFIG_H
@@ -38,6 +38,7 @@ struct config {
 	struct cfg_plugin *plugins;
 	size_t nplugins;
 	int log_level;        /* [ckpt] log_level as CKPT_LOG_*, -1 unset */
+	char *compress;       /* [ckpt] compress: codec of dumped pages, NULL unset */
 };
 
 /* Parse path (NULL: search as above).  Errors print one line naming the

@@ -18,6 +18,7 @@
 #include "lazy.h"
 #include "log.h"
 #include "pageserver.h"
+#include "pagecodec.h"
 #include "plugin.h"
 #include "restore.h"
 #include "show.h"
@@ -66,6 +67,8 @@ static void usage(FILE *f)
 		"      --external mnt[A]:B  dump: mount point A of the tree's mount namespace is\n"
 		"                          external, saved as key B; restore: bind host path B\n"
 		"                          where the mount of key A was (fs; may repeat)\n"
+		"      --compress[=CODEC[:LEVEL]]  dump: compress the page images (lz4, lz4:fast,\n"
+		"                          zstd, zstd:LEVEL; none); restore detects it by itself\n"
 		"      --json              machine-readable output for show, check and plugins\n"
 		"      --page-server       dump: stream every image to a page server instead of\n"
 		"                          writing DIR; lazy-pages: fetch pages from one\n"
@@ -103,6 +106,7 @@ enum {
 	OPT_PORT,
 	OPT_STATUS_FD,
 	OPT_LAZY_PAGES,
+	OPT_COMPRESS,
 };
 
 /* Plugin keys given on the command line, applied over the config file. */
@@ -139,11 +143,13 @@ int main(int argc, char **argv)
 		{ "port", required_argument, NULL, OPT_PORT },
 		{ "status-fd", required_argument, NULL, OPT_STATUS_FD },
 		{ "lazy-pages", no_argument, NULL, OPT_LAZY_PAGES },
+		{ "compress", optional_argument, NULL, OPT_COMPRESS },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *dir = NULL, *logfile = NULL, *pidfile = NULL, *only = NULL, *cfgpath = NULL;
+	const char *compress = NULL; /* "" for --compress alone */
 	bool leave_running = false, detach = false, shell_job = false, json = false, pidns = false;
 	int verbosity = CKPT_LOG_WARN, opt;
 	bool verbosity_given = false;
@@ -239,6 +245,16 @@ int main(int argc, char **argv)
 					 used ? "," : "", (int)(close - optarg - 5), optarg + 5, close + 2);
 			if (n < 0 || (size_t)n >= sizeof(ext_veth) - used) {
 				fprintf(stderr, "ckpt: too many --external options\n");
+				return 1;
+			}
+			break;
+		}
+		case OPT_COMPRESS: {
+			struct pagecodec_opts co;
+			compress = optarg ? optarg : "";
+			if (pagecodec_parse(compress, &co)) {
+				fprintf(stderr, "ckpt: --compress=%s: unknown codec or level (use none, lz4, lz4:fast, lz4:ACCEL, zstd or zstd:LEVEL)\n",
+					compress);
 				return 1;
 			}
 			break;
@@ -404,6 +420,11 @@ int main(int argc, char **argv)
 	if (ret)
 		goto out_cfg;
 
+	if (is_dump && (compress || cfg.compress)) {
+		struct pagecodec_opts co;
+		pagecodec_parse(compress ? compress : cfg.compress, &co); /* checked already */
+		pagecodec_set(&co);
+	}
 	if (is_dump) {
 		struct dump_opts o = { (pid_t)pid, dir, leave_running, shell_job };
 		/* connect before anything is seized: a missing server costs nothing */

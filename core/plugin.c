@@ -26,6 +26,7 @@
 #include "ipc.pb-c.h"
 #include "mm.pb-c.h"
 #include "pagemap.pb-c.h"
+#include "pagecodec.pb-c.h"
 #include "pstree.pb-c.h"
 
 #ifndef CKPT_BUILD_PLUGIN_DIR
@@ -1148,6 +1149,7 @@ static const ProtobufCMessageDescriptor *const core_types[] = {
 	&ckpt__mm__descriptor,
 	&ckpt__vma__descriptor,
 	&ckpt__pagemap_entry__descriptor,
+	&ckpt__page_block__descriptor,
 	&ckpt__fd_entry__descriptor,
 	&ckpt__ipc_record__descriptor,
 	NULL,

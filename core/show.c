@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "image.h"
+#include "pagecodec.h"
 #include "log.h"
 #include "plugin.h"
 #include "show.h"
@@ -443,6 +444,23 @@ static int show_records(struct show *s, const char *name, const char *type)
 	return ret < 0 ? ret : 0;
 }
 
+/* The codec and ratio of a compressed page image, from its block index. */
+static void show_compression(struct show *s, const char *name)
+{
+	struct pagecodec_stats st;
+	if (pagecodec_stats(name, &st))
+		return;
+	double ratio = st.stored_bytes ? (double)st.raw_bytes / st.stored_bytes : 0;
+	if (s->json)
+		fprintf(s->f,
+			",\"compression\":{\"codec\":\"%s\",\"blocks\":%" PRIu64
+			",\"raw_bytes\":%" PRIu64 ",\"stored_bytes\":%" PRIu64 ",\"ratio\":%.3f}",
+			st.codec, st.blocks, st.raw_bytes, st.stored_bytes, ratio);
+	else
+		fprintf(s->f, "compression: %s, %" PRIu64 " blocks, %" PRIu64 " bytes of pages stored in %" PRIu64 " (ratio %.2f)\n",
+			st.codec, st.blocks, st.raw_bytes, st.stored_bytes, ratio);
+}
+
 static int show_image(struct show *s, const char *name, const Ckpt__Inventory *inv,
 		      bool first)
 {
@@ -482,6 +500,8 @@ static int show_image(struct show *s, const char *name, const Ckpt__Inventory *i
 			fputs("  (the inventory, shown above)\n", s->f);
 	} else if (framed == 1) {
 		ret = show_records(s, name, type);
+		if (!ret && !strcmp(type, ckpt__page_block__descriptor.name))
+			show_compression(s, name);
 	} else if (listed && strcmp(listed, "raw")) {
 		ret = -EBADMSG;
 		image_error(s, "not a ckpt image (bad magic)", ret);

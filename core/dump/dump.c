@@ -20,6 +20,7 @@
 #include "image.h"
 #include "inventory.pb-c.h"
 #include "log.h"
+#include "pagecodec.h"
 #include "plugin.h"
 #include "proc.h"
 #include "progress.h"
@@ -395,6 +396,7 @@ static int write_inventory(struct dtree *tr)
 	inv.dump_time_ns = now.tv_sec * 1000000000ULL + now.tv_nsec;
 	inv.has_page_size = 1;
 	inv.page_size = getpagesize();
+	inv.page_codec = (char *)pagecodec_dump_name();
 	for (size_t i = 0; i < tr->n; i++) {
 		const Ckpt__TaskCore *core = tr->t[i].core;
 		if (core && core->n_threads && core->threads[0]->has_xstate) {

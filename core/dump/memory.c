@@ -16,6 +16,7 @@
 #include "dump.h"
 #include "image.h"
 #include "log.h"
+#include "pagecodec.h"
 #include "pagemap.pb-c.h"
 #include "pagescan.h"
 #include "plugin.h"
@@ -257,6 +258,7 @@ static int classify(pid_t pid, const struct proc_vma *v, Ckpt__Vma *m, enum page
 struct page_writer {
 	pid_t pid;
 	struct img_raw *raw;
+	struct pagecodec_writer *codec; /* NULL: pages stored as they are */
 	struct ckpt_img *pagemap;
 	char *bufs[2], *buf;  /* buf: the one being filled */
 	struct iovec local[UIO_MAXIOV], remote[UIO_MAXIOV];
@@ -287,7 +289,9 @@ static void *pw_writer(void *arg)
 		char *b = w->pending;
 		size_t len = w->pending_len;
 		pthread_mutex_unlock(&w->mu);
-		int ret = w->err ? 0 : img_raw_write(w->raw, b, len);
+		int ret = w->err ? 0 :
+			  w->codec ? pagecodec_writer_put(w->codec, b, len) :
+				     img_raw_write(w->raw, b, len);
 		pthread_mutex_lock(&w->mu);
 		if (ret && !w->err)
 			w->err = ret;
@@ -574,6 +578,9 @@ int dump_task_memory(pid_t pid, pid_t vpid, uint64_t brk)
 	}
 	w->offset = img_raw_offset(w->raw);
 	uint64_t base = w->offset;
+	w->codec = pagecodec_writer_open(vpid, w->raw, &ret);
+	if (ret)
+		goto out_vm;
 	ret = pw_start(w);
 	if (ret)
 		goto out_vm;
@@ -603,6 +610,9 @@ int dump_task_memory(pid_t pid, pid_t vpid, uint64_t brk)
 out_vm:
 	if (w) {
 		int r1 = pw_stop(w);
+		if (!ret)
+			ret = r1;
+		r1 = pagecodec_writer_close(w->codec);
 		if (!ret)
 			ret = r1;
 		if (w->raw) {

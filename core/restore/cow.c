@@ -16,6 +16,7 @@
 
 #include "image.h"
 #include "log.h"
+#include "pagecodec.h"
 #include "restore.h"
 
 #define COW_CHUNK (4u << 20)
@@ -47,7 +48,13 @@ int restore_cow_pages(struct rst_task *t)
 		uint64_t len = e->nr_pages * 4096;
 		for (uint64_t done = 0; done < len;) {
 			size_t n = len - done > COW_CHUNK ? COW_CHUNK : len - done;
-			ssize_t r = pread(fd, buf, n, e->offset + done);
+			/* a compressed image is read through its blocks */
+			int c = pagecodec_pread(e->pages_of, buf, n, e->offset + done);
+			if (c < 0) {
+				ret = c;
+				break;
+			}
+			ssize_t r = c == 1 ? pread(fd, buf, n, e->offset + done) : (ssize_t)n;
 			if (r != (ssize_t)n) {
 				pr_err("restore", "PID %d: pages-%d.img ends before the pages it shares with PID %d (offset %llu); the dump is damaged",
 				       t->pid, e->pages_of, e->pages_of,
@@ -66,6 +73,7 @@ int restore_cow_pages(struct rst_task *t)
 			done += n;
 		}
 	}
+	pagecodec_pread_end();
 	if (fd >= 0)
 		close(fd);
 	free(buf);

@@ -21,6 +21,7 @@
 #include "inject.h"
 #include "lazy.h"
 #include "log.h"
+#include "pagecodec.h"
 #include "ptrace.h"
 #include "restore.h"
 
@@ -73,6 +74,12 @@ int lazy_restore_split(struct rst_task *t)
 {
 	if (lazy_sock < 0)
 		return 0;
+	/* the daemon serves pages straight from the page image's offsets */
+	if (pagecodec_image_compressed(t->pid)) {
+		pr_err("restore", "PID %d: its page images are compressed; --lazy-pages cannot serve them yet: dump without --compress",
+		       t->pid);
+		return -ENOTSUP;
+	}
 	Ckpt__PagemapEntry **keep = calloc(t->npm ? t->npm : 1, sizeof(*keep));
 	if (!keep)
 		return -ENOMEM;

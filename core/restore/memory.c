@@ -26,6 +26,7 @@
 #include "kernel.h"
 #include "lazy.h"
 #include "log.h"
+#include "pagecodec.h"
 #include "progress.h"
 #include "ptrace.h"
 #include "restore.h"
@@ -210,8 +211,13 @@ static int fill_pages(struct rst_task *t, struct inject *in)
 	size_t max_iov = TRAMP_SCRATCH_SIZE / sizeof(struct iovec);
 	struct iovec *iov = calloc(max_iov, sizeof(*iov));
 	uint64_t total = 0, done = 0;
-	int ret = 0;
+	int ret = pagecodec_fill(t->hpid, t->pid, t->pm, t->npm);
 
+	if (ret != 1) { /* compressed: decompressed by ckpt, written into the task */
+		free(iov);
+		return ret;
+	}
+	ret = 0;
 	if (!iov)
 		return -ENOMEM;
 	if (max_iov > UIO_MAXIOV)

@@ -111,7 +111,7 @@ static void test_errors(void)
 		     "test.conf:4: unknown section [foo]");
 	expect_error("empty unknown section", "[bar]\n", "unknown section [bar]");
 	expect_error("unknown key in [ckpt]", "[ckpt]\nplugin_dir = /x\nfoo = 1\n",
-		     "test.conf:3: unknown key \"foo\" in [ckpt] (known: plugin_dir, log_level)");
+		     "test.conf:3: unknown key \"foo\" in [ckpt] (known: plugin_dir, log_level, compress)");
 	expect_error("bad bool", "[plugin.fs]\n\nenabled = maybe\n",
 		     "test.conf:3: bad value \"maybe\" for enabled in [plugin.fs]");
 	expect_error("bad optional", "[plugin.fs]\noptional =\n", "for optional in [plugin.fs]");
