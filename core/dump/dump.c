@@ -25,6 +25,7 @@
 #include "progress.h"
 #include "pstree.pb-c.h"
 #include "ptrace.h"
+#include "track.h"
 
 #define SCRATCH_SIZE 4096
 
@@ -395,6 +396,7 @@ static int write_inventory(struct dtree *tr)
 	inv.dump_time_ns = now.tv_sec * 1000000000ULL + now.tv_nsec;
 	inv.has_page_size = 1;
 	inv.page_size = getpagesize();
+	track_inventory(&inv);
 	for (size_t i = 0; i < tr->n; i++) {
 		const Ckpt__TaskCore *core = tr->t[i].core;
 		if (core && core->n_threads && core->threads[0]->has_xstate) {
@@ -483,6 +485,8 @@ static int dump_task_state(struct dtask *t, bool is_root)
 		ret = dump_posix_timers(t, t->core);
 	if (!ret && is_root)
 		ret = dump_namespaces(t, t->core);
+	if (!ret)
+		ret = track_task(t);
 	long r = inject_do(&t->in[0], "munmap scratch", SYS_munmap, t->scratch, SCRATCH_SIZE, 0, 0,
 			   0, 0);
 	if (!ret && r < 0)
@@ -501,31 +505,46 @@ static int dump_task_state(struct dtask *t, bool is_root)
 int cmd_dump(const struct dump_opts *o)
 {
 	struct dtree tr = { 0 };
-	bool started = false;
+	bool started = false, leave_running = o->leave_running || o->pre_dump;
 	int ret;
 
 	ret = dump_precheck(o->pid, &tr);
 	if (ret)
 		return ret;
-	ret = img_store_open(o->dir, true);
-	if (ret)
+	ret = track_begin(o);
+	if (ret) {
+		track_end();
 		return ret;
+	}
+	ret = img_store_open(o->dir, true);
+	if (ret) {
+		track_end();
+		return ret;
+	}
 	unlinkat(img_store_dirfd(), "inventory.img", 0);
-
-	progress_stage("dump", "plugins");
-	ret = plugins_dump_start(o->pid);
-	started = true;
+	ret = track_link_parent();
 	if (ret)
 		goto fail;
+
+	/* a pre-dump saves memory only: the plugins' objects wait for the dump */
+	if (!o->pre_dump) {
+		progress_stage("dump", "plugins");
+		ret = plugins_dump_start(o->pid);
+		started = true;
+		if (ret)
+			goto fail;
+	}
 
 	progress_stage("dump", "seizing");
 	ret = seize_tree(&tr, o->pid);
 	if (ret)
 		goto fail;
-	set_plugin_tree(&tr);
-	ret = plugins_tree_frozen(o->pid);
-	if (ret)
-		goto fail;
+	if (!o->pre_dump) {
+		set_plugin_tree(&tr);
+		ret = plugins_tree_frozen(o->pid);
+		if (ret)
+			goto fail;
+	}
 
 	progress_stage("dump", "task state");
 	for (size_t i = 0; i < tr.n; i++) {
@@ -545,33 +564,44 @@ int cmd_dump(const struct dump_opts *o)
 		char name[64];
 		if (t->zombie)
 			continue;
-		snprintf(name, sizeof(name), "core-%d.img", t->vpid);
-		ret = img_write_one(name, &t->core->base);
-		if (ret)
-			goto fail;
+		if (!o->pre_dump) {
+			snprintf(name, sizeof(name), "core-%d.img", t->vpid);
+			ret = img_write_one(name, &t->core->base);
+			if (ret)
+				goto fail;
+		}
 		ret = dump_task_memory(t->pid, t->vpid, t->core->brk);
 		if (ret)
 			goto fail;
+		if (o->pre_dump)
+			continue;
 		ret = dump_task_files(t->pid, t->vpid);
 		if (ret)
 			goto fail;
 	}
-	progress_stage("dump", "plugins");
-	/* 1: the tree is killed next; 2: it keeps running (-R) */
-	ret = plugins_dump_finish(o->leave_running ? 2 : 1);
-	started = false;
-	if (ret)
-		goto fail;
+	if (!o->pre_dump) {
+		progress_stage("dump", "plugins");
+		/* 1: the tree is killed next; 2: it keeps running (-R) */
+		ret = plugins_dump_finish(leave_running ? 2 : 1);
+		started = false;
+		if (ret)
+			goto fail;
+	}
 	ret = write_inventory(&tr);
+	if (!ret)
+		ret = track_commit();
 	if (ret)
 		goto fail;
 	progress_end();
 
-	release_tree(&tr, !o->leave_running);
-	plugins_dump_released(o->pid, o->leave_running ? 2 : 1);
+	release_tree(&tr, !leave_running);
+	track_end();
+	if (!o->pre_dump)
+		plugins_dump_released(o->pid, leave_running ? 2 : 1);
 	plugins_set_tree(NULL, 0);
-	pr_info("dump", "%zu process(es) of PID %d dumped to %s%s", tr.n, o->pid, o->dir,
-		o->leave_running ? " and left running" : " and killed");
+	pr_info("dump", "%zu process(es) of PID %d %s to %s%s", tr.n, o->pid,
+		o->pre_dump ? "pre-dumped" : "dumped", o->dir,
+		leave_running ? " and left running" : " and killed");
 	free_tree(&tr);
 	img_store_close();
 	return 0;
@@ -582,7 +612,9 @@ fail:
 	if (started)
 		plugins_dump_finish(0);
 	release_tree(&tr, false);
-	plugins_dump_released(o->pid, 0);
+	track_end();
+	if (!o->pre_dump)
+		plugins_dump_released(o->pid, 0);
 	plugins_set_tree(NULL, 0);
 	unlinkat(img_store_dirfd(), "inventory.img", 0);
 	free_tree(&tr);

@@ -14,6 +14,9 @@ struct dump_opts {
 	const char *dir;
 	bool leave_running;
 	bool shell_job;
+	bool pre_dump;        /* memory only, the tree keeps running, tracking starts */
+	bool track_mem;       /* leave memory tracking behind for a later dump */
+	const char *prev_dir; /* --prev-images-dir: save only what changed since */
 };
 
 int cmd_dump(const struct dump_opts *o);

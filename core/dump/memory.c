@@ -22,6 +22,7 @@
 #include "proc.h"
 #include "progress.h"
 #include "ptrace.h"
+#include "track.h"
 
 #define SET(m, f, v)              \
 	do {                      \
@@ -181,6 +182,12 @@ static int classify(pid_t pid, const struct proc_vma *v, Ckpt__Vma *m, enum page
 		return -ENOTSUP;
 	}
 	bool zero = name && !strncmp(name, "/dev/zero", 9); /* shared anonymous memory */
+	if (track_is_predump() && name && !zero &&
+	    (strstr(name, " (deleted)") || !strncmp(name, "/memfd:", 7) || !strncmp(name, "/SYSV", 5))) {
+		/* only a plugin could save it: left to the dump */
+		m->kind = v->shared ? CKPT__VMA_KIND__VMA_FILE_SHARED : CKPT__VMA_KIND__VMA_FILE_PRIVATE;
+		return 1;
+	}
 	if (name && !zero && (strstr(name, " (deleted)") || !strncmp(name, "/memfd:", 7))) {
 		/* a file we cannot reopen by path: a plugin may own it */
 		int ret = plugin_vma(pid, v, m, mode);
@@ -354,6 +361,16 @@ static int pw_stop(struct page_writer *w)
 	return ret;
 }
 
+/* A run the parent chain holds: a record, no bytes. */
+static int pw_add_parent_run(struct page_writer *w, uint64_t start, uint64_t end)
+{
+	Ckpt__PagemapEntry pe = CKPT__PAGEMAP_ENTRY__INIT;
+	SET(&pe, vaddr, start);
+	SET(&pe, nr_pages, (end - start) / 4096);
+	SET(&pe, in_parent, true);
+	return img_write_msg(w->pagemap, &pe.base);
+}
+
 static int pw_add_run(struct page_writer *w, uint64_t start, uint64_t end)
 {
 	Ckpt__PagemapEntry pe = CKPT__PAGEMAP_ENTRY__INIT;
@@ -406,7 +423,7 @@ int dump_task_memory(pid_t pid, pid_t vpid, uint64_t brk)
 {
 	struct proc_vmas vmas = { 0 };
 	struct proc_stat st;
-	struct page_runs *runs = NULL;
+	struct page_runs *runs = NULL, *pruns = NULL;
 	struct page_writer *w = NULL;
 	Ckpt__Mm mm = CKPT__MM__INIT;
 	char path[64], name[64];
@@ -467,7 +484,8 @@ int dump_task_memory(pid_t pid, pid_t vpid, uint64_t brk)
 	mm.vmas = calloc(vmas.n, sizeof(*mm.vmas));
 	Ckpt__Vma *vm = calloc(vmas.n, sizeof(*vm));
 	runs = calloc(vmas.n, sizeof(*runs));
-	if (!mm.vmas || !vm || !runs) {
+	pruns = calloc(vmas.n, sizeof(*pruns));
+	if (!mm.vmas || !vm || !runs || !pruns) {
 		free(vm);
 		ret = -ENOMEM;
 		goto out;
@@ -504,13 +522,17 @@ int dump_task_memory(pid_t pid, pid_t vpid, uint64_t brk)
 		mm.vmas[mm.n_vmas++] = m;
 		if (ret == 1)
 			continue; /* no pages of ours */
-		if (m->has_shmem_id)
+		if (m->has_shmem_id) {
 			ret = shmem_runs(pid, v, &runs[i]);
-		else
-			ret = pagescan_range(pagemap_fd, v->start, v->end, mode, &runs[i]);
+		} else {
+			/* with tracking: only what changed since the parent */
+			ret = track_vma_pages(pid, vpid, v, m, mode, pagemap_fd, &runs[i], &pruns[i]);
+			if (ret == -ENOTSUP)
+				ret = pagescan_range(pagemap_fd, v->start, v->end, mode, &runs[i]);
+		}
 		if (ret)
 			goto out_vm;
-		SET(m, has_pages, runs[i].n > 0);
+		SET(m, has_pages, runs[i].n > 0 || pruns[i].n > 0);
 		for (size_t k = 0; k < runs[i].n; k++)
 			total += runs[i].r[k].end - runs[i].r[k].start;
 	}
@@ -540,12 +562,21 @@ int dump_task_memory(pid_t pid, pid_t vpid, uint64_t brk)
 	if (ret)
 		goto out_vm;
 	progress_stage("dump", "memory");
-	for (size_t i = 0; i < vmas.n; i++)
-		for (size_t k = 0; k < runs[i].n; k++) {
-			ret = pw_add_run(w, runs[i].r[k].start, runs[i].r[k].end);
+	for (size_t i = 0; i < vmas.n; i++) {
+		/* both kinds of run in address order */
+		size_t k = 0, p = 0;
+		while (k < runs[i].n || p < pruns[i].n) {
+			if (p < pruns[i].n && (k == runs[i].n || pruns[i].r[p].start < runs[i].r[k].start)) {
+				ret = pw_add_parent_run(w, pruns[i].r[p].start, pruns[i].r[p].end);
+				p++;
+			} else {
+				ret = pw_add_run(w, runs[i].r[k].start, runs[i].r[k].end);
+				k++;
+			}
 			if (ret)
 				goto out_vm;
 		}
+	}
 	ret = pw_flush(w);
 	if (ret)
 		goto out_vm;
@@ -571,10 +602,14 @@ out_vm:
 	}
 	free(vm);
 out:
-	if (runs)
-		for (size_t i = 0; i < vmas.n; i++)
+	for (size_t i = 0; i < vmas.n; i++) {
+		if (runs)
 			page_runs_free(&runs[i]);
+		if (pruns)
+			page_runs_free(&pruns[i]);
+	}
 	free(runs);
+	free(pruns);
 	free(mm.vmas);
 	free(mm.auxv);
 	if (pagemap_fd >= 0)

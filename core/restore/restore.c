@@ -130,6 +130,7 @@ static void free_task(struct rst_task *t)
 	free(t->htids);
 	proc_free_vmas(&t->worker_vmas);
 	restore_close_files(t);
+	restore_chain_free(t);
 	if (t->ready_rd >= 0)
 		close(t->ready_rd);
 	if (t->ready_wr >= 0)
@@ -568,6 +569,9 @@ int cmd_restore(const struct restore_opts *o)
 		goto out;
 	}
 	ret = load_tree(&tr, pst, npst, inv);
+	if (ret)
+		goto out;
+	ret = restore_chain_load(inv, &tr);
 	if (ret)
 		goto out;
 	raise_nofile_limit();

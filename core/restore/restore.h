@@ -7,6 +7,7 @@
 
 #include "core.pb-c.h"
 #include "fdinfo.pb-c.h"
+#include "inventory.pb-c.h"
 #include "mm.pb-c.h"
 #include "pagemap.pb-c.h"
 #include "proc.h"
@@ -49,6 +50,12 @@ struct rst_task {
 	Ckpt__Mm *mm;
 	Ckpt__PagemapEntry **pm;
 	size_t npm;
+	/* incremental dump (chain.c): per pm[i] the chain level it is read
+	 * from (0: pages_fd, k: chain_fd[k]); NULL without a parent */
+	int *pm_level;
+	int *chain_fd;      /* number in the worker, per level */
+	int *chain_host_fd; /* ours until moved into the worker */
+	size_t nchain;
 	Ckpt__FdEntry **fds;
 	size_t nfds;
 
@@ -83,6 +90,9 @@ int restore_creds(struct rst_task *t, struct inject *in, const Ckpt__Creds *c);
 int restore_seccomp(struct rst_task *t, struct inject *in, const Ckpt__ThreadCore *th);
 /* timers.c: POSIX timers with their ids, by injection in the main thread */
 int restore_posix_timers(struct rst_task *t, struct inject *in);
+/* chain.c: verify the parent dumps and resolve in_parent runs */
+int restore_chain_load(const struct Ckpt__Inventory *inv, struct rst_tree *tr);
+void restore_chain_free(struct rst_task *t);
 /* memory.c: switch the stopped worker into the saved task, threads included */
 int restore_switch(struct rst_task *t);
 
