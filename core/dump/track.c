@@ -202,12 +202,9 @@ static int load_parent(void)
 	int ret = img_store_open(tk.path, false);
 	if (ret)
 		return ret;
-	ret = img_inventory_verify(&inv);
-	if (ret) {
-		pr_err("track", "the previous images in %s cannot be used as parent: dump without --prev-images-dir",
-		       tk.path);
+	ret = img_inventory_verify(&inv); /* its error names the parent's image */
+	if (ret)
 		goto out;
-	}
 	ret = read_inventory_hash(&tk.parent_hash);
 	if (!ret)
 		ret = img_load_all("pstree.img", &ckpt__pstree_entry__descriptor,

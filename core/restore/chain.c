@@ -76,12 +76,9 @@ static int load_level(struct level *lv, const char *child, const struct rst_tree
 		       strerror(-ret));
 		return ret;
 	}
-	ret = img_inventory_verify(&inv);
-	if (ret) {
-		pr_err("restore", "%s/parent (%s): a parent image is broken or modified; the dump cannot be restored",
-		       child, lv->dir);
+	ret = img_inventory_verify(&inv); /* its error names the parent's image */
+	if (ret)
 		return ret;
-	}
 	ret = inventory_hash(&hash);
 	if (ret || hash != want) {
 		pr_err("restore", "%s/parent (%s) is not the dump %s was made against (its inventory changed): the chain was modified or replaced",
@@ -235,11 +232,6 @@ int restore_chain_load(const Ckpt__Inventory *inv, struct rst_tree *tr)
 	int ret = 0;
 
 	snprintf(top, sizeof(top), "%s", img_store_dir());
-	if (inv->has_pre_dump && inv->pre_dump) {
-		pr_err("restore", "%s holds a pre-dump (memory only): restore from the dump made with --prev-images-dir %s",
-		       top, top);
-		return -EINVAL;
-	}
 	for (size_t i = 0; i < tr->n; i++)
 		for (size_t k = 0; k < tr->t[i].npm; k++)
 			any |= tr->t[i].pm[k]->in_parent;

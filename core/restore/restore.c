@@ -40,6 +40,11 @@ static uint64_t cpu_xcr0(void)
 
 static int check_inventory(const Ckpt__Inventory *inv)
 {
+	if (inv->has_pre_dump && inv->pre_dump) {
+		pr_err("restore", "%s holds a pre-dump (memory only): restore from the dump made with --prev-images-dir pointing at it",
+		       img_store_dir());
+		return -EINVAL;
+	}
 	for (size_t i = 0; i < inv->n_plugins; i++) {
 		const Ckpt__PluginRef *r = inv->plugins[i];
 		if (!r->required)
