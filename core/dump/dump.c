@@ -536,6 +536,8 @@ int cmd_dump(const struct dump_opts *o)
 	}
 
 	progress_stage("dump", "seizing");
+	struct timespec frozen_at, thawed_at;
+	clock_gettime(CLOCK_MONOTONIC, &frozen_at);
 	ret = seize_tree(&tr, o->pid);
 	if (ret)
 		goto fail;
@@ -595,6 +597,9 @@ int cmd_dump(const struct dump_opts *o)
 	progress_end();
 
 	release_tree(&tr, !leave_running);
+	clock_gettime(CLOCK_MONOTONIC, &thawed_at);
+	pr_info("dump", "the tree was frozen for %.1f ms",
+		(thawed_at.tv_sec - frozen_at.tv_sec) * 1e3 + (thawed_at.tv_nsec - frozen_at.tv_nsec) / 1e6);
 	track_end();
 	if (!o->pre_dump)
 		plugins_dump_released(o->pid, leave_running ? 2 : 1);
