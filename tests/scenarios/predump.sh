@@ -115,3 +115,24 @@ sc_predump() {
 	wait_until 10 gone "$PID" || { fail predump-no-holder-full "pid $PID still runs after the dump"; return; }
 	cycle_restore_only predump-no-holder-full "$D2"
 }
+
+# A tree with zombies: every live process tracked and restored through
+# the chain; the holder follows all of them.
+SCENARIOS+=("predump_tree|predump-tree")
+
+sc_predump_tree() {
+	local D1=$T/pt1 D2=$T/pt2 h
+	start_wl core/tree || { fail predump-tree "workload did not get ready"; return; }
+	sleep 0.3
+	predump "$PID" "$D1"
+	((CK_RC == 0)) || { fail predump-tree "pre-dump $CK_WHY: $(stderr_line predump)"; return; }
+	h=$(holder_of "$D1")
+	[[ -n $h ]] && alive "$h" || { fail predump-tree "no tracking holder after the pre-dump"; return; }
+	sleep 0.3
+	dump "$PID" "$D2" --prev-images-dir ../pt1
+	((CK_RC == 0)) || { fail predump-tree "dump $CK_WHY: $(stderr_line dump)"; return; }
+	wait_until 10 gone "$PID" || { fail predump-tree "pid $PID still runs after the dump"; return; }
+	wait_until 10 gone "$h" || { fail predump-tree "holder $h still runs after the dump"; return; }
+	grep -q in_parent <("$CKPT" show "$D2" 2>/dev/null) || { fail predump-tree "nothing was taken from the parent"; return; }
+	cycle_restore_only predump-tree "$D2"
+}
