@@ -139,8 +139,13 @@ static int read_inventory_hash(uint64_t *hash)
 	struct stat st;
 	char *buf = NULL;
 	int ret = 0;
-	if (fstat(fd, &st) || !(buf = malloc(st.st_size ? st.st_size : 1))) {
-		ret = -errno ? -errno : -ENOMEM;
+	if (fstat(fd, &st)) {
+		ret = -errno;
+		goto out;
+	}
+	buf = malloc(st.st_size + 1);
+	if (!buf) {
+		ret = -ENOMEM;
 		goto out;
 	}
 	if (read(fd, buf, st.st_size) != st.st_size) {
@@ -853,6 +858,8 @@ void track_inventory(Ckpt__Inventory *inv)
 		inv->pre_dump = true;
 	}
 	if (tk.use_parent) {
+		inv->has_format_version = 1;
+		inv->format_version = IMG_FORMAT_VERSION_CHAIN;
 		inv->has_parent_inventory_xxh3 = 1;
 		inv->parent_inventory_xxh3 = tk.parent_hash;
 	}

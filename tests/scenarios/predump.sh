@@ -2,7 +2,9 @@
 # async write-protect; dump --prev-images-dir saves only what changed;
 # restore reads through the parent chain.  The workload (mem/memwrite)
 # verifies all its memory at every round and after the restore.
-SCENARIOS+=("predump|predump-incremental predump-no-trace predump-corrupt-parent predump-restore-predump-refused predump-chain3-vma-changes predump-abandoned-cleanup predump-task-exits predump-no-holder-full")
+SCENARIOS+=("predump|predump-incremental predump-no-trace predump-corrupt-parent predump-restore-predump-refused")
+SCENARIOS+=("predump_chain|predump-chain3-vma-changes")
+SCENARIOS+=("predump_cleanup|predump-abandoned-cleanup predump-task-exits predump-no-holder-full")
 
 # memwrite rounds: ask for round N, wait until it is done
 mw_round() {
@@ -23,9 +25,9 @@ predump() {
 holder_of() { [[ -s $1/track.pid ]] && cat "$1/track.pid"; }
 
 sc_predump() {
-	local D1=$T/pd1 D2=$T/pd2 D3=$T/pd3 h1 h2 s1 s2 vp
+	local D1=$T/pd1 D2=$T/pd2 h1 s1 s2 vp
 	rm -f "$T/want" "$T/done"
-	start_wl mem/memwrite 96 || { fail predump-incremental "workload did not get ready"; return; }
+	start_wl mem/memwrite 64 || { fail predump-incremental "workload did not get ready"; return; }
 	predump "$PID" "$D1"
 	((CK_RC == 0)) || { fail predump-incremental "pre-dump $CK_WHY: $(stderr_line predump)"; return; }
 	alive "$PID" || { fail predump-incremental "the workload does not run after the pre-dump"; return; }
@@ -56,7 +58,10 @@ sc_predump() {
 	rm -rf "$D1"
 	mv "$T/pd1.orig" "$D1"
 	expect_restore_fail predump-restore-predump-refused "$D1" 'pre-dump'
+}
 
+sc_predump_chain() {
+	local D1=$T/pd1 D2=$T/pd2 D3=$T/pd3 h2
 	# a chain of three, with a mapping unmapped, one created and one moved
 	rm -rf "$D1" "$D2" "$T/want" "$T/done"
 	start_wl mem/memwrite 64 || { fail predump-chain3-vma-changes "workload did not get ready"; return; }
@@ -73,10 +78,13 @@ sc_predump() {
 	wait_until 10 gone "$PID" || { fail predump-chain3-vma-changes "pid $PID still runs after the dump"; return; }
 	[[ -n $h2 ]] && { wait_until 10 gone "$h2" || { fail predump-chain3-vma-changes "holder $h2 still runs"; return; }; }
 	cycle_restore_only predump-chain3-vma-changes "$D3"
+}
 
+sc_predump_cleanup() {
+	local D1=$T/pd1 D2=$T/pd2 h1
 	# abandoned: the task runs on untouched; --cleanup stops the holder
-	rm -rf "$D1" "$D2" "$D3" "$T/want" "$T/done"
-	start_wl mem/memwrite 64 || { fail predump-abandoned-cleanup "workload did not get ready"; return; }
+	rm -rf "$D1" "$D2" "$T/want" "$T/done"
+	start_wl mem/memwrite 32 || { fail predump-abandoned-cleanup "workload did not get ready"; return; }
 	predump "$PID" "$D1"
 	((CK_RC == 0)) || { fail predump-abandoned-cleanup "pre-dump $CK_WHY: $(stderr_line predump)"; return; }
 	h1=$(holder_of "$D1")
