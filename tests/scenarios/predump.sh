@@ -2,7 +2,7 @@
 # async write-protect; dump --prev-images-dir saves only what changed;
 # restore reads through the parent chain.  The workload (mem/memwrite)
 # verifies all its memory at every round and after the restore.
-SCENARIOS+=("predump|predump-incremental predump-no-trace predump-corrupt-parent predump-restore-predump-refused")
+SCENARIOS+=("predump|predump-incremental predump-no-trace predump-corrupt-parent predump-restore-predump-refused predump-replaced-parent")
 SCENARIOS+=("predump_chain|predump-chain3-vma-changes")
 SCENARIOS+=("predump_cleanup|predump-abandoned-cleanup predump-task-exits predump-no-holder-full")
 
@@ -58,6 +58,19 @@ sc_predump() {
 	rm -rf "$D1"
 	mv "$T/pd1.orig" "$D1"
 	expect_restore_fail predump-restore-predump-refused "$D1" 'pre-dump'
+
+	# a parent replaced by another (valid) dump: its inventory is not the
+	# one the child was made against
+	rm -f "$T/want" "$T/done"
+	start_wl mem/memwrite 16 || { fail predump-replaced-parent "workload did not get ready"; return; }
+	predump "$PID" "$T/pdx"
+	((CK_RC == 0)) || { fail predump-replaced-parent "pre-dump $CK_WHY: $(stderr_line predump)"; return; }
+	h1=$(holder_of "$T/pdx")
+	kill -9 "$PID"
+	wait_until 10 gone "$h1" || { fail predump-replaced-parent "holder $h1 still runs after the task died"; return; }
+	rm -rf "$D1"
+	mv "$T/pdx" "$D1"
+	expect_restore_fail predump-replaced-parent "$D2" 'not the dump|replaced'
 }
 
 sc_predump_chain() {
