@@ -502,6 +502,15 @@ static int dump_task_state(struct dtask *t, bool is_root)
 	return ret;
 }
 
+/* From the seize to the release (or kill) of the tree. */
+static void log_frozen(const struct timespec *from)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pr_info("dump", "the tree was frozen for %.1f ms",
+		(now.tv_sec - from->tv_sec) * 1e3 + (now.tv_nsec - from->tv_nsec) / 1e6);
+}
+
 int cmd_dump(const struct dump_opts *o)
 {
 	struct dtree tr = { 0 };
@@ -536,7 +545,7 @@ int cmd_dump(const struct dump_opts *o)
 	}
 
 	progress_stage("dump", "seizing");
-	struct timespec frozen_at, thawed_at;
+	struct timespec frozen_at;
 	clock_gettime(CLOCK_MONOTONIC, &frozen_at);
 	ret = seize_tree(&tr, o->pid);
 	if (ret)
@@ -589,6 +598,14 @@ int cmd_dump(const struct dump_opts *o)
 		if (ret)
 			goto fail;
 	}
+	if (o->pre_dump) {
+		/* the pages are copied while the tree runs again */
+		release_tree(&tr, false);
+		log_frozen(&frozen_at);
+		ret = dump_memory_deferred(true);
+		if (ret)
+			goto fail;
+	}
 	ret = write_inventory(&tr);
 	if (!ret)
 		ret = track_commit();
@@ -597,9 +614,8 @@ int cmd_dump(const struct dump_opts *o)
 	progress_end();
 
 	release_tree(&tr, !leave_running);
-	clock_gettime(CLOCK_MONOTONIC, &thawed_at);
-	pr_info("dump", "the tree was frozen for %.1f ms",
-		(thawed_at.tv_sec - frozen_at.tv_sec) * 1e3 + (thawed_at.tv_nsec - frozen_at.tv_nsec) / 1e6);
+	if (!o->pre_dump)
+		log_frozen(&frozen_at);
 	track_end();
 	if (!o->pre_dump)
 		plugins_dump_released(o->pid, leave_running ? 2 : 1);
@@ -617,6 +633,7 @@ fail:
 	if (started)
 		plugins_dump_finish(0);
 	release_tree(&tr, false);
+	dump_memory_deferred(false);
 	track_end();
 	if (!o->pre_dump)
 		plugins_dump_released(o->pid, 0);

@@ -50,6 +50,10 @@ int dump_namespaces(struct dtask *root, Ckpt__TaskCore *c);
 int dump_posix_timers(struct dtask *dt, Ckpt__TaskCore *c);
 /* memory.c: mm-PID.img, pagemap-PID.img, pages-PID.img */
 int dump_task_memory(pid_t pid, pid_t vpid, uint64_t brk);
+/* A pre-dump's pages, copied once the tree runs again (tracking is armed,
+ * so what it writes meanwhile is saved again by the next dump); copy false:
+ * only drop them. */
+int dump_memory_deferred(bool copy);
 /* files.c: fdinfo-PID.img, objects through plugins */
 int dump_task_files(pid_t pid, pid_t vpid);
 

@@ -239,6 +239,7 @@ struct page_writer {
 	size_t filled;
 	uint64_t offset;      /* image offset of buf[0] */
 	uint64_t done, total;
+	bool task_runs;       /* pre-dump: the task runs; what it unmapped reads as zeros */
 
 	pthread_t thread;
 	bool running;
@@ -296,6 +297,12 @@ static int pw_flush(struct page_writer *w)
 		for (int i = 0; i < w->niov; i++) {
 			int ret = task_mem_read(w->pid, (uint64_t)(uintptr_t)w->remote[i].iov_base,
 						w->local[i].iov_base, w->local[i].iov_len);
+			if (ret && w->task_runs) {
+				/* gone since the scan: the next dump cannot take it
+				 * from here (its mapping is not the tracked one) */
+				memset(w->local[i].iov_base, 0, w->local[i].iov_len);
+				continue;
+			}
 			if (ret) {
 				pr_err("mem", "PID %d: cannot read memory at %p: %s", w->pid,
 				       w->remote[i].iov_base, strerror(-ret));
@@ -419,12 +426,24 @@ static int read_auxv(pid_t pid, Ckpt__Mm *mm)
 	return 0;
 }
 
+/* A pre-dump's page runs, to copy after the tree was released. */
+struct deferred {
+	pid_t pid, vpid;
+	size_t n;
+	struct page_runs *runs, *pruns;
+	uint64_t total;
+};
+static struct deferred *deferred;
+static size_t ndeferred;
+
+static int write_pages(pid_t pid, pid_t vpid, size_t nvmas, struct page_runs *runs,
+		       struct page_runs *pruns, uint64_t total, bool task_runs);
+
 int dump_task_memory(pid_t pid, pid_t vpid, uint64_t brk)
 {
 	struct proc_vmas vmas = { 0 };
 	struct proc_stat st;
 	struct page_runs *runs = NULL, *pruns = NULL;
-	struct page_writer *w = NULL;
 	Ckpt__Mm mm = CKPT__MM__INIT;
 	char path[64], name[64];
 	int pagemap_fd = -1, ret;
@@ -542,13 +561,52 @@ int dump_task_memory(pid_t pid, pid_t vpid, uint64_t brk)
 	if (ret)
 		goto out_vm;
 
-	w = calloc(1, sizeof(*w));
-	if (!w) {
-		ret = -ENOMEM;
+	if (track_is_predump()) {
+		/* copied once the tree runs again (dump_memory_deferred) */
+		struct deferred *nd = realloc(deferred, (ndeferred + 1) * sizeof(*nd));
+		if (!nd) {
+			ret = -ENOMEM;
+			goto out_vm;
+		}
+		deferred = nd;
+		deferred[ndeferred++] = (struct deferred){ pid, vpid, vmas.n, runs, pruns, total };
+		runs = pruns = NULL;
 		goto out_vm;
 	}
+	ret = write_pages(pid, vpid, vmas.n, runs, pruns, total, false);
+out_vm:
+	free(vm);
+out:
+	for (size_t i = 0; i < vmas.n; i++) {
+		if (runs)
+			page_runs_free(&runs[i]);
+		if (pruns)
+			page_runs_free(&pruns[i]);
+	}
+	free(runs);
+	free(pruns);
+	free(mm.vmas);
+	free(mm.auxv);
+	if (pagemap_fd >= 0)
+		close(pagemap_fd);
+	proc_free_vmas(&vmas);
+	return ret;
+}
+
+/* pagemap-PID.img and pages-PID.img from the runs of every mapping. */
+static int write_pages(pid_t pid, pid_t vpid, size_t nvmas, struct page_runs *runs,
+		       struct page_runs *pruns, uint64_t total, bool task_runs)
+{
+	struct page_writer *w;
+	char name[64];
+	int ret;
+
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
 	w->pid = pid;
 	w->total = total;
+	w->task_runs = task_runs;
 	snprintf(name, sizeof(name), "pages-%d.img", vpid);
 	w->raw = img_raw_create(name);
 	snprintf(name, sizeof(name), "pagemap-%d.img", vpid);
@@ -562,7 +620,7 @@ int dump_task_memory(pid_t pid, pid_t vpid, uint64_t brk)
 	if (ret)
 		goto out_vm;
 	progress_stage("dump", "memory");
-	for (size_t i = 0; i < vmas.n; i++) {
+	for (size_t i = 0; i < nvmas; i++) {
 		/* both kinds of run in address order */
 		size_t k = 0, p = 0;
 		while (k < runs[i].n || p < pruns[i].n) {
@@ -581,10 +639,10 @@ int dump_task_memory(pid_t pid, pid_t vpid, uint64_t brk)
 	if (ret)
 		goto out_vm;
 	progress_end();
-	pr_info("mem", "PID %d: %zu mappings, %llu pages saved", pid, mm.n_vmas,
+	pr_info("mem", "PID %d: %zu mappings, %llu pages saved", pid, nvmas,
 		(unsigned long long)(total / 4096));
 out_vm:
-	if (w) {
+	{
 		int r1 = pw_stop(w);
 		if (!ret)
 			ret = r1;
@@ -600,20 +658,25 @@ out_vm:
 		}
 		free(w);
 	}
-	free(vm);
-out:
-	for (size_t i = 0; i < vmas.n; i++) {
-		if (runs)
-			page_runs_free(&runs[i]);
-		if (pruns)
-			page_runs_free(&pruns[i]);
+	return ret;
+}
+
+int dump_memory_deferred(bool copy)
+{
+	int ret = 0;
+	for (size_t d = 0; d < ndeferred; d++) {
+		struct deferred *e = &deferred[d];
+		if (copy && !ret)
+			ret = write_pages(e->pid, e->vpid, e->n, e->runs, e->pruns, e->total, true);
+		for (size_t i = 0; i < e->n; i++) {
+			page_runs_free(&e->runs[i]);
+			page_runs_free(&e->pruns[i]);
+		}
+		free(e->runs);
+		free(e->pruns);
 	}
-	free(runs);
-	free(pruns);
-	free(mm.vmas);
-	free(mm.auxv);
-	if (pagemap_fd >= 0)
-		close(pagemap_fd);
-	proc_free_vmas(&vmas);
+	free(deferred);
+	deferred = NULL;
+	ndeferred = 0;
 	return ret;
 }
