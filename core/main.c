@@ -19,6 +19,7 @@
 #include "plugin.h"
 #include "restore.h"
 #include "show.h"
+#include "track.h"
 
 static void usage(FILE *f)
 {
@@ -29,6 +30,9 @@ static void usage(FILE *f)
 		"\n"
 		"Commands:\n"
 		"  dump -t PID -D DIR      save the process PID into DIR, then kill it (unless -R)\n"
+		"  pre-dump -t PID -D DIR  save its memory while it keeps running and track its\n"
+		"                          writes, so a later dump --prev-images-dir saves only\n"
+		"                          what changed (--cleanup -D DIR: stop the tracking)\n"
 		"  restore -D DIR          bring the process saved in DIR back, with its PID\n"
 		"  show DIR                decode every image in DIR (--json for scripts)\n"
 		"  check                   which kernel features and plugins work here (--json)\n"
@@ -40,6 +44,10 @@ static void usage(FILE *f)
 		"  -R, --leave-running     dump: leave the process running afterwards\n"
 		"  -d, --restore-detached  restore: return once the process runs (else wait for it\n"
 		"                          and exit with its status)\n"
+		"      --prev-images-dir D dump, pre-dump: save only the pages changed since the\n"
+		"                          (pre-)dump in D (relative paths: from the -D directory)\n"
+		"      --track-mem         dump -R: keep tracking writes for a later dump\n"
+		"      --cleanup           pre-dump: stop the tracking left for DIR\n"
 		"      --pidfile FILE      restore: write the restored PID to FILE\n"
 		"      --pidns             restore: into a new pid namespace, so the copy keeps its\n"
 		"                          PID while the original still runs\n"
@@ -81,6 +89,9 @@ enum {
 	OPT_MANAGE_CGROUPS,
 	OPT_CGROUP_ROOT,
 	OPT_EXTERNAL,
+	OPT_PREV_IMAGES_DIR,
+	OPT_TRACK_MEM,
+	OPT_CLEANUP,
 };
 
 /* Plugin keys given on the command line, applied over the config file. */
@@ -112,11 +123,16 @@ int main(int argc, char **argv)
 		{ "manage-cgroups", optional_argument, NULL, OPT_MANAGE_CGROUPS },
 		{ "cgroup-root", required_argument, NULL, OPT_CGROUP_ROOT },
 		{ "external", required_argument, NULL, OPT_EXTERNAL },
+		{ "prev-images-dir", required_argument, NULL, OPT_PREV_IMAGES_DIR },
+		{ "track-mem", no_argument, NULL, OPT_TRACK_MEM },
+		{ "cleanup", no_argument, NULL, OPT_CLEANUP },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *dir = NULL, *logfile = NULL, *pidfile = NULL, *only = NULL, *cfgpath = NULL;
+	const char *prev_dir = NULL;
+	bool track_mem = false, cleanup = false;
 	bool leave_running = false, detach = false, shell_job = false, json = false, pidns = false;
 	int verbosity = CKPT_LOG_WARN, opt;
 	bool verbosity_given = false;
@@ -198,6 +214,15 @@ int main(int argc, char **argv)
 			}
 			break;
 		}
+		case OPT_PREV_IMAGES_DIR:
+			prev_dir = optarg;
+			break;
+		case OPT_TRACK_MEM:
+			track_mem = true;
+			break;
+		case OPT_CLEANUP:
+			cleanup = true;
+			break;
 		case OPT_PLUGIN_OPT:
 		case OPT_SHELL_JOB:
 		case OPT_TCP_ESTABLISHED:
@@ -274,14 +299,27 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	bool is_dump = !strcmp(cmd, "dump"), is_restore = !strcmp(cmd, "restore");
+	bool is_predump = !strcmp(cmd, "pre-dump");
+	bool is_dump = !strcmp(cmd, "dump") || is_predump, is_restore = !strcmp(cmd, "restore");
 	if (!is_dump && !is_restore && strcmp(cmd, "show") && strcmp(cmd, "check") &&
 	    strcmp(cmd, "plugins")) {
 		fprintf(stderr, "ckpt: unknown command \"%s\"; see `ckpt --help`\n", cmd);
 		return 1;
 	}
-	if (is_dump && !have_pid) {
-		fprintf(stderr, "ckpt: dump needs -t PID\n");
+	if (cleanup && !is_predump) {
+		fprintf(stderr, "ckpt: --cleanup goes with pre-dump -D DIR\n");
+		return 1;
+	}
+	if ((prev_dir || track_mem) && !is_dump) {
+		fprintf(stderr, "ckpt: --prev-images-dir and --track-mem go with dump and pre-dump\n");
+		return 1;
+	}
+	if (track_mem && !is_predump && !leave_running) {
+		fprintf(stderr, "ckpt: dump --track-mem needs -R: tracking a killed tree serves nothing\n");
+		return 1;
+	}
+	if (is_dump && !have_pid && !cleanup) {
+		fprintf(stderr, "ckpt: %s needs -t PID\n", cmd);
 		return 1;
 	}
 	if ((is_dump || is_restore || !strcmp(cmd, "show")) && !dir) {
@@ -321,8 +359,11 @@ int main(int argc, char **argv)
 	if (ret)
 		goto out_cfg;
 
-	if (is_dump) {
-		struct dump_opts o = { (pid_t)pid, dir, leave_running, shell_job };
+	if (cleanup) {
+		ret = track_cleanup(dir);
+	} else if (is_dump) {
+		struct dump_opts o = { (pid_t)pid, dir, leave_running, shell_job, is_predump,
+				       track_mem, prev_dir };
 		ret = cmd_dump(&o);
 	} else if (is_restore) {
 		struct restore_opts o = { dir, detach, pidfile, pidns, shell_job };
