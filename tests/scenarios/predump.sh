@@ -159,3 +159,19 @@ sc_predump_tree() {
 	grep -q in_parent <("$CKPT" show "$D2" 2>/dev/null) || { fail predump-tree "nothing was taken from the parent"; return; }
 	cycle_restore_only predump-tree "$D2"
 }
+
+# Processes sharing pages copy-on-write (ipc/cow), pre-dumped and dumped
+# incrementally: the pages each took from the parent dump come back too.
+SCENARIOS+=("predump_cow|predump-cow")
+
+sc_predump_cow() {
+	local D1=$T/pc1 D2=$T/pc2
+	start_wl ipc/cow 32 4 || { fail predump-cow "workload did not get ready"; return; }
+	predump "$PID" "$D1"
+	((CK_RC == 0)) || { fail predump-cow "pre-dump $CK_WHY: $(stderr_line predump)"; return; }
+	dump "$PID" "$D2" --prev-images-dir ../pc1
+	((CK_RC == 0)) || { fail predump-cow "dump $CK_WHY: $(stderr_line dump)"; return; }
+	wait_until 10 gone "$PID" || { fail predump-cow "pid $PID still runs after the dump"; return; }
+	grep -q in_parent <("$CKPT" show "$D2" 2>/dev/null) || { fail predump-cow "nothing was taken from the parent"; return; }
+	cycle_restore_only predump-cow "$D2"
+}
