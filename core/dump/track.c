@@ -790,21 +790,19 @@ int track_vma_pages(pid_t pid, pid_t vpid, const struct proc_vma *v, const Ckpt_
 	int reg = wp_registered(pagemap_fd, v->start, v->end);
 	if (reg < 0)
 		return -ENOTSUP;
+	/* Registering again with our uffd changes nothing where it is ours
+	 * already; EBUSY: the task registered it with a uffd of its own, whose
+	 * write-protect state is none of ours to read or reset. */
+	struct uffdio_register r = { .range = { v->start, v->end - v->start },
+				     .mode = UFFDIO_REGISTER_MODE_WP };
+	if (ioctl(c->uffd, UFFDIO_REGISTER, &r)) {
+		pr_debug("track", "PID %d: mapping %#llx-%#llx not tracked: %s", pid,
+			 (unsigned long long)v->start, (unsigned long long)v->end, strerror(errno));
+		return -ENOTSUP;
+	}
+	/* ours since the parent: its writes since then are known */
 	const struct parent_task *pt = tk.use_parent && c->inherited ? parent_of(vpid) : NULL;
 	bool known = reg && pt;
-	if (!reg && tk.on) {
-		struct uffdio_register r = { .range = { v->start, v->end - v->start },
-					     .mode = UFFDIO_REGISTER_MODE_WP };
-		if (ioctl(c->uffd, UFFDIO_REGISTER, &r)) {
-			pr_debug("track", "PID %d: mapping %#llx-%#llx not tracked: %s", pid,
-				 (unsigned long long)v->start, (unsigned long long)v->end,
-				 strerror(errno));
-			return -ENOTSUP;
-		}
-		reg = 1;
-	}
-	if (!reg)
-		return -ENOTSUP;
 
 	struct page_region vec[512];
 	struct pm_scan_arg a;
