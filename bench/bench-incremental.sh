@@ -8,8 +8,9 @@
 #
 # full: memhog MIB; `ckpt dump` it.  PCT: memhog MIB; `ckpt pre-dump`;
 # memhog rewrites PCT % of its pages (SIGUSR2); `ckpt dump
-# --prev-images-dir`.  The frozen time is what ckpt logs ("the tree was
-# frozen for X ms": from the seize to the release or kill of the tree);
+# --prev-images-dir`.  Both dumps run with -R (memhog is killed after), so
+# the frozen time ckpt logs ("the tree was frozen for X ms": from the seize
+# to the release) is not mixed with the kernel freeing the killed memory;
 # also the wall time of the dump and the bytes of pages it wrote.  The
 # table (medians) goes to stdout.  Run as root; the images go to DIR
 # (default /dev/shm).
@@ -53,11 +54,12 @@ one() { # PCT|full -> "frozen_ms wall_s bytes"
 	fi
 	t0=$(now)
 	if [[ $pct == full ]]; then
-		"$CKPT" dump -t "$PID" -D "$W/d2" -v4 -o dump.log
+		"$CKPT" dump -R -t "$PID" -D "$W/d2" -v4 -o dump.log
 	else
-		"$CKPT" dump -t "$PID" -D "$W/d2" --prev-images-dir ../d1 -v4 -o dump.log
+		"$CKPT" dump -R -t "$PID" -D "$W/d2" --prev-images-dir ../d1 -v4 -o dump.log
 	fi || { echo "dump failed" >&2; show_log "$W/d2/dump.log"; exit 1; }
 	t1=$(now)
+	kill -9 "$PID"
 	gone_wait "$PID"
 	echo "$(frozen_ms "$W/d2/dump.log") $(elapsed "$t0" "$t1") $(stat -c %s "$W"/d2/pages-*.img | awk '{s+=$1} END {print s}')"
 }
