@@ -126,6 +126,32 @@ static void on_usr1(int sig)
 	errno = saved_errno;
 }
 
+/* SIGUSR2: write PCT % of the pages again (every (100/PCT)th, the same
+ * values: the contents stay checkable) and report "touched N" to
+ * $CKPT_BENCH_TOUCHED; PCT from $CKPT_BENCH_TOUCH_PCT.  For the frozen time
+ * of incremental dumps (bench-incremental.sh). */
+static size_t touch_step;
+static char touched_path[PATH_MAX];
+
+static void on_usr2(int sig)
+{
+	int saved_errno = errno;
+	size_t n = 0, len = 0;
+	char text[64];
+
+	(void)sig;
+	for (size_t i = 0; i < npages; i += touch_step, n++) {
+		volatile uint64_t *w = (volatile uint64_t *)(area + i * page_size);
+		*w = page_stamp(i);
+	}
+	put_str(text, sizeof(text), &len, "touched ");
+	put_num(text, sizeof(text), &len, n);
+	put_str(text, sizeof(text), &len, "\n");
+	if (touched_path[0] && write_file(touched_path, text) < 0)
+		say("cannot write ", touched_path);
+	errno = saved_errno;
+}
+
 static void close_inherited_fds(void)
 {
 	struct rlimit rl;
@@ -201,6 +227,19 @@ int main(int argc, char **argv)
 	if (sigaction(SIGUSR1, &sa, NULL) < 0) {
 		perror("memhog: sigaction");
 		return 1;
+	}
+
+	const char *pct = getenv("CKPT_BENCH_TOUCH_PCT"), *tpath = getenv("CKPT_BENCH_TOUCHED");
+	if (pct && atoi(pct) > 0 && tpath && strlen(tpath) < sizeof(touched_path)) {
+		touch_step = 100 / atoi(pct);
+		if (!touch_step)
+			touch_step = 1;
+		strcpy(touched_path, tpath);
+		sa.sa_handler = on_usr2;
+		if (sigaction(SIGUSR2, &sa, NULL) < 0) {
+			perror("memhog: sigaction");
+			return 1;
+		}
 	}
 
 	snprintf(text, sizeof(text), "%d\n", (int)getpid());

@@ -1027,9 +1027,9 @@ static int inventory_load(Ckpt__Inventory **out)
 		ret = -EBADMSG;
 		goto out;
 	}
-	if (inv->has_format_version && inv->format_version > IMG_FORMAT_VERSION) {
+	if (inv->has_format_version && inv->format_version > IMG_FORMAT_VERSION_CHAIN) {
 		pr_err("image", "%s was written in image format %u, this ckpt reads up to %u: use a newer ckpt",
-		       dir_name(), inv->format_version, IMG_FORMAT_VERSION);
+		       dir_name(), inv->format_version, IMG_FORMAT_VERSION_CHAIN);
 		ckpt__inventory__free_unpacked(inv, NULL);
 		ret = -EPROTONOSUPPORT;
 		goto out;

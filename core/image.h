@@ -22,6 +22,10 @@
 
 #define IMG_MAGIC 0x54504b43u /* "CKPT" little-endian */
 #define IMG_FORMAT_VERSION 1
+/* The inventory of a dump whose pagemaps refer to a parent dump (in_parent
+ * runs): a ckpt that cannot follow the chain must refuse it, not read
+ * those pages from the wrong place. */
+#define IMG_FORMAT_VERSION_CHAIN 2
 #define IMG_TYPE_LEN 48
 #define IMG_MAX_RECORD (64u << 20) /* a record larger than this is corrupt */
 

@@ -78,4 +78,15 @@ struct rseq_conf {
 
 #define RSEQ_FLAG_UNREGISTER_ 1
 
+/* userfaultfd write-protect in async mode (Linux 6.7) */
+#ifndef UFFD_FEATURE_WP_UNPOPULATED
+#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
+#endif
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1 << 15)
+#endif
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+
 #endif

@@ -22,6 +22,7 @@
 #include "plugin.h"
 #include "restore.h"
 #include "show.h"
+#include "track.h"
 
 static void usage(FILE *f)
 {
@@ -32,6 +33,9 @@ static void usage(FILE *f)
 		"\n"
 		"Commands:\n"
 		"  dump -t PID -D DIR      save the process PID into DIR, then kill it (unless -R)\n"
+		"  pre-dump -t PID -D DIR  save its memory while it keeps running and track its\n"
+		"                          writes, so a later dump --prev-images-dir saves only\n"
+		"                          what changed (--cleanup -D DIR: stop the tracking)\n"
 		"  restore -D DIR          bring the process saved in DIR back, with its PID\n"
 		"  show DIR                decode every image in DIR (--json for scripts)\n"
 		"  check                   which kernel features and plugins work here (--json)\n"
@@ -47,6 +51,10 @@ static void usage(FILE *f)
 		"  -R, --leave-running     dump: leave the process running afterwards\n"
 		"  -d, --restore-detached  restore: return once the process runs (else wait for it\n"
 		"                          and exit with its status)\n"
+		"      --prev-images-dir D dump, pre-dump: save only the pages changed since the\n"
+		"                          (pre-)dump in D (relative paths: from the -D directory)\n"
+		"      --track-mem         dump -R: keep tracking writes for a later dump\n"
+		"      --cleanup           pre-dump: stop the tracking left for DIR\n"
 		"      --pidfile FILE      restore: write the restored PID to FILE\n"
 		"      --pidns             restore: into a new pid namespace, so the copy keeps its\n"
 		"                          PID while the original still runs\n"
@@ -107,6 +115,9 @@ enum {
 	OPT_STATUS_FD,
 	OPT_LAZY_PAGES,
 	OPT_COMPRESS,
+	OPT_PREV_IMAGES_DIR,
+	OPT_TRACK_MEM,
+	OPT_CLEANUP,
 };
 
 /* Plugin keys given on the command line, applied over the config file. */
@@ -144,12 +155,17 @@ int main(int argc, char **argv)
 		{ "status-fd", required_argument, NULL, OPT_STATUS_FD },
 		{ "lazy-pages", no_argument, NULL, OPT_LAZY_PAGES },
 		{ "compress", optional_argument, NULL, OPT_COMPRESS },
+		{ "prev-images-dir", required_argument, NULL, OPT_PREV_IMAGES_DIR },
+		{ "track-mem", no_argument, NULL, OPT_TRACK_MEM },
+		{ "cleanup", no_argument, NULL, OPT_CLEANUP },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *dir = NULL, *logfile = NULL, *pidfile = NULL, *only = NULL, *cfgpath = NULL;
 	const char *compress = NULL; /* "" for --compress alone */
+	const char *prev_dir = NULL;
+	bool track_mem = false, cleanup = false;
 	bool leave_running = false, detach = false, shell_job = false, json = false, pidns = false;
 	int verbosity = CKPT_LOG_WARN, opt;
 	bool verbosity_given = false;
@@ -284,6 +300,15 @@ int main(int argc, char **argv)
 				status_fd = (int)v;
 			break;
 		}
+		case OPT_PREV_IMAGES_DIR:
+			prev_dir = optarg;
+			break;
+		case OPT_TRACK_MEM:
+			track_mem = true;
+			break;
+		case OPT_CLEANUP:
+			cleanup = true;
+			break;
 		case OPT_PLUGIN_OPT:
 		case OPT_SHELL_JOB:
 		case OPT_TCP_ESTABLISHED:
@@ -360,15 +385,37 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	bool is_dump = !strcmp(cmd, "dump"), is_restore = !strcmp(cmd, "restore");
+	bool is_predump = !strcmp(cmd, "pre-dump");
+	bool is_dump = !strcmp(cmd, "dump") || is_predump, is_restore = !strcmp(cmd, "restore");
 	bool is_ps = !strcmp(cmd, "page-server"), is_lazy = !strcmp(cmd, "lazy-pages");
 	if (!is_dump && !is_restore && strcmp(cmd, "show") && strcmp(cmd, "check") &&
 	    strcmp(cmd, "plugins") && !is_ps && !is_lazy) {
 		fprintf(stderr, "ckpt: unknown command \"%s\"; see `ckpt --help`\n", cmd);
 		return 1;
 	}
-	if (is_dump && !have_pid) {
-		fprintf(stderr, "ckpt: dump needs -t PID\n");
+	if (cleanup && !is_predump) {
+		fprintf(stderr, "ckpt: --cleanup goes with pre-dump -D DIR\n");
+		return 1;
+	}
+	if ((prev_dir || track_mem) && !is_dump) {
+		fprintf(stderr, "ckpt: --prev-images-dir and --track-mem go with dump and pre-dump\n");
+		return 1;
+	}
+	if (track_mem && !is_predump && !leave_running) {
+		fprintf(stderr, "ckpt: dump --track-mem needs -R: tracking a killed tree serves nothing\n");
+		return 1;
+	}
+	/* incremental chains are read raw and from the local parent directory */
+	if ((is_predump || prev_dir || track_mem) && page_server) {
+		fprintf(stderr, "ckpt: pre-dump chains (pre-dump, --prev-images-dir, --track-mem) do not go through --page-server yet; dump to a local directory and copy it\n");
+		return 1;
+	}
+	if ((is_predump || prev_dir || track_mem) && compress && strcmp(compress, "none")) {
+		fprintf(stderr, "ckpt: --compress does not go with pre-dump chains (pre-dump, --prev-images-dir, --track-mem) yet; leave it out\n");
+		return 1;
+	}
+	if (is_dump && !have_pid && !cleanup) {
+		fprintf(stderr, "ckpt: %s needs -t PID\n", cmd);
 		return 1;
 	}
 	if ((page_server && (is_dump || is_lazy)) || is_ps) {
@@ -416,6 +463,12 @@ int main(int argc, char **argv)
 		if (ret)
 			goto out_cfg;
 	}
+	if (is_dump && !compress && cfg.compress && strcmp(cfg.compress, "none") &&
+	    (is_predump || prev_dir || track_mem)) {
+		pr_err("main", "the config file's compress key does not go with pre-dump chains yet; set it to none for them");
+		ret = -EINVAL;
+		goto out_cfg;
+	}
 	ret = plugins_load(&cfg, only);
 	if (ret)
 		goto out_cfg;
@@ -425,8 +478,11 @@ int main(int argc, char **argv)
 		pagecodec_parse(compress ? compress : cfg.compress, &co); /* checked already */
 		pagecodec_set(&co);
 	}
-	if (is_dump) {
-		struct dump_opts o = { (pid_t)pid, dir, leave_running, shell_job };
+	if (cleanup) {
+		ret = track_cleanup(dir);
+	} else if (is_dump) {
+		struct dump_opts o = { (pid_t)pid, dir, leave_running, shell_job, is_predump,
+				       track_mem, prev_dir };
 		/* connect before anything is seized: a missing server costs nothing */
 		ret = page_server ? ps_client_connect(address, port) : 0;
 		if (!ret)

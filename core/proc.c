@@ -234,6 +234,7 @@ int proc_read_stat(pid_t pid, struct proc_stat *st)
 	st->sid = F(6);
 	st->flags = F(9);
 	st->num_threads = F(20);
+	st->start_time = F(22);
 	st->start_code = F(26);
 	st->end_code = F(27);
 	st->start_stack = F(28);

@@ -42,6 +42,7 @@ struct proc_stat {
 	uint64_t arg_start, arg_end, env_start, env_end;
 	int num_threads;
 	int exit_code; /* field 52: wait status of a zombie */
+	uint64_t start_time; /* field 22: tells a reused PID apart */
 };
 int proc_read_stat(pid_t pid, struct proc_stat *st);
 

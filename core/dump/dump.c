@@ -26,6 +26,7 @@
 #include "progress.h"
 #include "pstree.pb-c.h"
 #include "ptrace.h"
+#include "track.h"
 
 #define SCRATCH_SIZE 4096
 
@@ -397,6 +398,7 @@ static int write_inventory(struct dtree *tr)
 	inv.has_page_size = 1;
 	inv.page_size = getpagesize();
 	inv.page_codec = (char *)pagecodec_dump_name();
+	track_inventory(&inv);
 	for (size_t i = 0; i < tr->n; i++) {
 		const Ckpt__TaskCore *core = tr->t[i].core;
 		if (core && core->n_threads && core->threads[0]->has_xstate) {
@@ -487,6 +489,8 @@ static int dump_task_state(struct dtask *t, bool is_root)
 		ret = dump_namespaces(t, t->core);
 	if (!ret && is_root)
 		ret = dump_userns(t, t->core);
+	if (!ret)
+		ret = track_task(t);
 	long r = inject_do(&t->in[0], "munmap scratch", SYS_munmap, t->scratch, SCRATCH_SIZE, 0, 0,
 			   0, 0);
 	if (!ret && r < 0)
@@ -502,34 +506,60 @@ static int dump_task_state(struct dtask *t, bool is_root)
 	return ret;
 }
 
+/* From the seize to the release (or kill) of the tree. */
+static void log_frozen(const struct timespec *from)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pr_info("dump", "the tree was frozen for %.1f ms",
+		(now.tv_sec - from->tv_sec) * 1e3 + (now.tv_nsec - from->tv_nsec) / 1e6);
+}
+
 int cmd_dump(const struct dump_opts *o)
 {
 	struct dtree tr = { 0 };
-	bool started = false;
+	bool started = false, leave_running = o->leave_running || o->pre_dump;
 	int ret;
 
 	ret = dump_precheck(o->pid, &tr);
 	if (ret)
 		return ret;
-	ret = img_store_open(o->dir, true);
-	if (ret)
+	ret = track_begin(o);
+	if (ret) {
+		track_end();
 		return ret;
+	}
+	ret = img_store_open(o->dir, true);
+	if (ret) {
+		track_end();
+		return ret;
+	}
 	unlinkat(img_store_dirfd(), "inventory.img", 0);
-
-	progress_stage("dump", "plugins");
-	ret = plugins_dump_start(o->pid);
-	started = true;
+	ret = track_link_parent();
 	if (ret)
 		goto fail;
 
+	/* a pre-dump saves memory only: the plugins' objects wait for the dump */
+	if (!o->pre_dump) {
+		progress_stage("dump", "plugins");
+		ret = plugins_dump_start(o->pid);
+		started = true;
+		if (ret)
+			goto fail;
+	}
+
 	progress_stage("dump", "seizing");
+	struct timespec frozen_at;
+	clock_gettime(CLOCK_MONOTONIC, &frozen_at);
 	ret = seize_tree(&tr, o->pid);
 	if (ret)
 		goto fail;
-	set_plugin_tree(&tr);
-	ret = plugins_tree_frozen(o->pid);
-	if (ret)
-		goto fail;
+	if (!o->pre_dump) {
+		set_plugin_tree(&tr);
+		ret = plugins_tree_frozen(o->pid);
+		if (ret)
+			goto fail;
+	}
 
 	progress_stage("dump", "task state");
 	for (size_t i = 0; i < tr.n; i++) {
@@ -550,40 +580,61 @@ int cmd_dump(const struct dump_opts *o)
 	ret = write_pstree(&tr);
 	if (ret)
 		goto fail;
-	cow_begin(tr.n > 1);
+	cow_begin(tr.n > 1 && !o->pre_dump); /* a pre-dump copies later */
 	for (size_t i = 0; i < tr.n; i++) {
 		struct dtask *t = &tr.t[i];
 		char name[64];
 		if (t->zombie)
 			continue;
-		snprintf(name, sizeof(name), "core-%d.img", t->vpid);
-		ret = img_write_one(name, &t->core->base);
-		if (ret)
-			goto fail;
+		if (!o->pre_dump) {
+			snprintf(name, sizeof(name), "core-%d.img", t->vpid);
+			ret = img_write_one(name, &t->core->base);
+			if (ret)
+				goto fail;
+		}
 		ret = dump_task_memory(t->pid, t->vpid, t->core->brk);
 		if (ret)
 			goto fail;
+		if (o->pre_dump)
+			continue;
 		ret = dump_task_files(t->pid, t->vpid);
 		if (ret)
 			goto fail;
 	}
 	cow_end();
-	progress_stage("dump", "plugins");
-	/* 1: the tree is killed next; 2: it keeps running (-R) */
-	ret = plugins_dump_finish(o->leave_running ? 2 : 1);
-	started = false;
-	if (ret)
-		goto fail;
+	if (!o->pre_dump) {
+		progress_stage("dump", "plugins");
+		/* 1: the tree is killed next; 2: it keeps running (-R) */
+		ret = plugins_dump_finish(leave_running ? 2 : 1);
+		started = false;
+		if (ret)
+			goto fail;
+	}
+	if (o->pre_dump) {
+		/* the pages are copied while the tree runs again */
+		release_tree(&tr, false);
+		log_frozen(&frozen_at);
+		ret = dump_memory_deferred(true);
+		if (ret)
+			goto fail;
+	}
 	ret = write_inventory(&tr);
+	if (!ret)
+		ret = track_commit();
 	if (ret)
 		goto fail;
 	progress_end();
 
-	release_tree(&tr, !o->leave_running);
-	plugins_dump_released(o->pid, o->leave_running ? 2 : 1);
+	release_tree(&tr, !leave_running);
+	if (!o->pre_dump)
+		log_frozen(&frozen_at);
+	track_end();
+	if (!o->pre_dump)
+		plugins_dump_released(o->pid, leave_running ? 2 : 1);
 	plugins_set_tree(NULL, 0);
-	pr_info("dump", "%zu process(es) of PID %d dumped to %s%s", tr.n, o->pid, o->dir,
-		o->leave_running ? " and left running" : " and killed");
+	pr_info("dump", "%zu process(es) of PID %d %s to %s%s", tr.n, o->pid,
+		o->pre_dump ? "pre-dumped" : "dumped", o->dir,
+		leave_running ? " and left running" : " and killed");
 	free_tree(&tr);
 	img_store_close();
 	return 0;
@@ -595,7 +646,10 @@ fail:
 	if (started)
 		plugins_dump_finish(0);
 	release_tree(&tr, false);
-	plugins_dump_released(o->pid, 0);
+	dump_memory_deferred(false);
+	track_end();
+	if (!o->pre_dump)
+		plugins_dump_released(o->pid, 0);
 	plugins_set_tree(NULL, 0);
 	unlinkat(img_store_dirfd(), "inventory.img", 0);
 	free_tree(&tr);

@@ -15,6 +15,9 @@ struct dump_opts {
 	const char *dir;
 	bool leave_running;
 	bool shell_job;
+	bool pre_dump;        /* memory only, the tree keeps running, tracking starts */
+	bool track_mem;       /* leave memory tracking behind for a later dump */
+	const char *prev_dir; /* --prev-images-dir: save only what changed since */
 };
 
 int cmd_dump(const struct dump_opts *o);
@@ -80,6 +83,10 @@ int cow_split(int pagemap_fd, struct page_runs *runs, struct cow_task *ct, uint6
 int cow_register(struct cow_task *ct, int32_t vpid, const struct page_runs *runs, size_t nruns,
 		 uint64_t base);
 void cow_task_free(struct cow_task *ct);
+/* A pre-dump's pages, copied once the tree runs again (tracking is armed,
+ * so what it writes meanwhile is saved again by the next dump); copy false:
+ * only drop them. */
+int dump_memory_deferred(bool copy);
 /* files.c: fdinfo-PID.img, objects through plugins */
 int dump_task_files(pid_t pid, pid_t vpid);
 

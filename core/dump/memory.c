@@ -23,6 +23,7 @@
 #include "proc.h"
 #include "progress.h"
 #include "ptrace.h"
+#include "track.h"
 
 #define SET(m, f, v)              \
 	do {                      \
@@ -215,6 +216,12 @@ static int classify(pid_t pid, const struct proc_vma *v, Ckpt__Vma *m, enum page
 	if (name && !strncmp(name, "/SYSV", 5) && v->shared)
 		return sysv_shm_vma(pid, v, m);
 	bool zero = name && !strncmp(name, "/dev/zero", 9); /* shared anonymous memory */
+	if (track_is_predump() && name && !zero &&
+	    (strstr(name, " (deleted)") || !strncmp(name, "/memfd:", 7) || !strncmp(name, "/SYSV", 5))) {
+		/* only a plugin could save it: left to the dump */
+		m->kind = v->shared ? CKPT__VMA_KIND__VMA_FILE_SHARED : CKPT__VMA_KIND__VMA_FILE_PRIVATE;
+		return 1;
+	}
 	if (name && !zero && (strstr(name, " (deleted)") || !strncmp(name, "/memfd:", 7))) {
 		/* a file we cannot reopen by path: a plugin may own it */
 		int ret = plugin_vma(pid, v, m, mode);
@@ -266,6 +273,7 @@ struct page_writer {
 	size_t filled;
 	uint64_t offset;      /* image offset of buf[0] */
 	uint64_t done, total;
+	bool task_runs;       /* pre-dump: the task runs; what it unmapped reads as zeros */
 
 	pthread_t thread;
 	bool running;
@@ -325,6 +333,12 @@ static int pw_flush(struct page_writer *w)
 		for (int i = 0; i < w->niov; i++) {
 			int ret = task_mem_read(w->pid, (uint64_t)(uintptr_t)w->remote[i].iov_base,
 						w->local[i].iov_base, w->local[i].iov_len);
+			if (ret && w->task_runs) {
+				/* gone since the scan: the next dump cannot take it
+				 * from here (its mapping is not the tracked one) */
+				memset(w->local[i].iov_base, 0, w->local[i].iov_len);
+				continue;
+			}
 			if (ret) {
 				pr_err("mem", "PID %d: cannot read memory at %p: %s", w->pid,
 				       w->remote[i].iov_base, strerror(-ret));
@@ -390,6 +404,16 @@ static int pw_stop(struct page_writer *w)
 	return ret;
 }
 
+/* A run the parent chain holds: a record, no bytes. */
+static int pw_add_parent_run(struct page_writer *w, uint64_t start, uint64_t end)
+{
+	Ckpt__PagemapEntry pe = CKPT__PAGEMAP_ENTRY__INIT;
+	SET(&pe, vaddr, start);
+	SET(&pe, nr_pages, (end - start) / 4096);
+	SET(&pe, in_parent, true);
+	return img_write_msg(w->pagemap, &pe.base);
+}
+
 static int pw_add_run(struct page_writer *w, uint64_t start, uint64_t end)
 {
 	Ckpt__PagemapEntry pe = CKPT__PAGEMAP_ENTRY__INIT;
@@ -438,12 +462,26 @@ static int read_auxv(pid_t pid, Ckpt__Mm *mm)
 	return 0;
 }
 
+/* A pre-dump's page runs, to copy after the tree was released. */
+struct deferred {
+	pid_t pid, vpid;
+	size_t n;
+	struct page_runs *runs, *pruns;
+	uint64_t total, nshared;
+	struct cow_task cow;
+};
+static struct deferred *deferred;
+static size_t ndeferred;
+
+static int write_pages(pid_t pid, pid_t vpid, size_t nvmas, struct page_runs *runs,
+		       struct page_runs *pruns, uint64_t total, struct cow_task *cow,
+		       uint64_t nshared, bool task_runs);
+
 int dump_task_memory(pid_t pid, pid_t vpid, uint64_t brk)
 {
 	struct proc_vmas vmas = { 0 };
 	struct proc_stat st;
-	struct page_runs *runs = NULL;
-	struct page_writer *w = NULL;
+	struct page_runs *runs = NULL, *pruns = NULL;
 	Ckpt__Mm mm = CKPT__MM__INIT;
 	struct cow_task cow = { 0 };
 	char path[64], name[64];
@@ -504,7 +542,8 @@ int dump_task_memory(pid_t pid, pid_t vpid, uint64_t brk)
 	mm.vmas = calloc(vmas.n, sizeof(*mm.vmas));
 	Ckpt__Vma *vm = calloc(vmas.n, sizeof(*vm));
 	runs = calloc(vmas.n, sizeof(*runs));
-	if (!mm.vmas || !vm || !runs) {
+	pruns = calloc(vmas.n, sizeof(*pruns));
+	if (!mm.vmas || !vm || !runs || !pruns) {
 		free(vm);
 		ret = -ENOMEM;
 		goto out;
@@ -542,15 +581,20 @@ int dump_task_memory(pid_t pid, pid_t vpid, uint64_t brk)
 		if (ret == 1)
 			continue; /* no pages of ours */
 		uint64_t shared = 0;
-		if (m->has_shmem_id)
+		if (m->has_shmem_id) {
 			ret = shmem_runs(pid, v, &runs[i]);
-		else
-			ret = pagescan_range(pagemap_fd, v->start, v->end, mode, &runs[i]);
-		if (!ret && !m->has_shmem_id)
-			ret = cow_split(pagemap_fd, &runs[i], &cow, &shared);
+		} else {
+			/* with tracking: only what changed since the parent */
+			ret = track_vma_pages(pid, vpid, v, m, mode, pagemap_fd, &runs[i], &pruns[i]);
+			if (ret == -ENOTSUP)
+				ret = pagescan_range(pagemap_fd, v->start, v->end, mode, &runs[i]);
+			/* of what is saved here, what an earlier task saves */
+			if (!ret)
+				ret = cow_split(pagemap_fd, &runs[i], &cow, &shared);
+		}
 		if (ret)
 			goto out_vm;
-		SET(m, has_pages, runs[i].n > 0 || shared);
+		SET(m, has_pages, runs[i].n > 0 || pruns[i].n > 0 || shared);
 		nshared += shared;
 		for (size_t k = 0; k < runs[i].n; k++)
 			total += runs[i].r[k].end - runs[i].r[k].start;
@@ -561,13 +605,56 @@ int dump_task_memory(pid_t pid, pid_t vpid, uint64_t brk)
 	if (ret)
 		goto out_vm;
 
-	w = calloc(1, sizeof(*w));
-	if (!w) {
-		ret = -ENOMEM;
+	if (track_is_predump()) {
+		/* copied once the tree runs again (dump_memory_deferred) */
+		struct deferred *nd = realloc(deferred, (ndeferred + 1) * sizeof(*nd));
+		if (!nd) {
+			ret = -ENOMEM;
+			goto out_vm;
+		}
+		deferred = nd;
+		deferred[ndeferred++] = (struct deferred){ pid, vpid, vmas.n, runs, pruns, total,
+							   nshared, cow };
+		memset(&cow, 0, sizeof(cow)); /* the deferred copy owns it now */
+		runs = pruns = NULL;
 		goto out_vm;
 	}
+	ret = write_pages(pid, vpid, vmas.n, runs, pruns, total, &cow, nshared, false);
+out_vm:
+	free(vm);
+out:
+	cow_task_free(&cow);
+	for (size_t i = 0; i < vmas.n; i++) {
+		if (runs)
+			page_runs_free(&runs[i]);
+		if (pruns)
+			page_runs_free(&pruns[i]);
+	}
+	free(runs);
+	free(pruns);
+	free(mm.vmas);
+	free(mm.auxv);
+	if (pagemap_fd >= 0)
+		close(pagemap_fd);
+	proc_free_vmas(&vmas);
+	return ret;
+}
+
+/* pagemap-PID.img and pages-PID.img from the runs of every mapping. */
+static int write_pages(pid_t pid, pid_t vpid, size_t nvmas, struct page_runs *runs,
+		       struct page_runs *pruns, uint64_t total, struct cow_task *cow,
+		       uint64_t nshared, bool task_runs)
+{
+	struct page_writer *w;
+	char name[64];
+	int ret;
+
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
 	w->pid = pid;
 	w->total = total;
+	w->task_runs = task_runs;
 	snprintf(name, sizeof(name), "pages-%d.img", vpid);
 	w->raw = img_raw_create(name);
 	snprintf(name, sizeof(name), "pagemap-%d.img", vpid);
@@ -585,30 +672,39 @@ int dump_task_memory(pid_t pid, pid_t vpid, uint64_t brk)
 	if (ret)
 		goto out_vm;
 	progress_stage("dump", "memory");
-	for (size_t i = 0; i < vmas.n; i++)
-		for (size_t k = 0; k < runs[i].n; k++) {
-			ret = pw_add_run(w, runs[i].r[k].start, runs[i].r[k].end);
+	for (size_t i = 0; i < nvmas; i++) {
+		/* both kinds of run in address order */
+		size_t k = 0, p = 0;
+		while (k < runs[i].n || p < pruns[i].n) {
+			if (p < pruns[i].n && (k == runs[i].n || pruns[i].r[p].start < runs[i].r[k].start)) {
+				ret = pw_add_parent_run(w, pruns[i].r[p].start, pruns[i].r[p].end);
+				p++;
+			} else {
+				ret = pw_add_run(w, runs[i].r[k].start, runs[i].r[k].end);
+				k++;
+			}
 			if (ret)
 				goto out_vm;
 		}
+	}
 	ret = pw_flush(w);
 	if (!ret)
-		ret = cow_register(&cow, vpid, runs, vmas.n, base);
-	for (size_t k = 0; !ret && k < cow.nref; k++) {
+		ret = cow_register(cow, vpid, runs, nvmas, base);
+	for (size_t k = 0; !ret && k < cow->nref; k++) {
 		Ckpt__PagemapEntry pe = CKPT__PAGEMAP_ENTRY__INIT;
-		SET(&pe, vaddr, cow.ref[k].vaddr);
-		SET(&pe, nr_pages, cow.ref[k].nr_pages);
-		SET(&pe, offset, cow.ref[k].offset);
-		SET(&pe, pages_of, cow.ref[k].vpid);
+		SET(&pe, vaddr, cow->ref[k].vaddr);
+		SET(&pe, nr_pages, cow->ref[k].nr_pages);
+		SET(&pe, offset, cow->ref[k].offset);
+		SET(&pe, pages_of, cow->ref[k].vpid);
 		ret = img_write_msg(w->pagemap, &pe.base);
 	}
 	if (ret)
 		goto out_vm;
 	progress_end();
 	pr_info("mem", "PID %d: %zu mappings, %llu pages saved, %llu shared with an earlier process",
-		pid, mm.n_vmas, (unsigned long long)(total / 4096), (unsigned long long)nshared);
+		pid, nvmas, (unsigned long long)(total / 4096), (unsigned long long)nshared);
 out_vm:
-	if (w) {
+	{
 		int r1 = pw_stop(w);
 		if (!ret)
 			ret = r1;
@@ -627,17 +723,27 @@ out_vm:
 		}
 		free(w);
 	}
-	free(vm);
-out:
-	if (runs)
-		for (size_t i = 0; i < vmas.n; i++)
-			page_runs_free(&runs[i]);
-	free(runs);
-	cow_task_free(&cow);
-	free(mm.vmas);
-	free(mm.auxv);
-	if (pagemap_fd >= 0)
-		close(pagemap_fd);
-	proc_free_vmas(&vmas);
+	return ret;
+}
+
+int dump_memory_deferred(bool copy)
+{
+	int ret = 0;
+	for (size_t d = 0; d < ndeferred; d++) {
+		struct deferred *e = &deferred[d];
+		if (copy && !ret)
+			ret = write_pages(e->pid, e->vpid, e->n, e->runs, e->pruns, e->total, &e->cow,
+					  e->nshared, true);
+		cow_task_free(&e->cow);
+		for (size_t i = 0; i < e->n; i++) {
+			page_runs_free(&e->runs[i]);
+			page_runs_free(&e->pruns[i]);
+		}
+		free(e->runs);
+		free(e->pruns);
+	}
+	free(deferred);
+	deferred = NULL;
+	ndeferred = 0;
 	return ret;
 }

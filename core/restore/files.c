@@ -203,6 +203,17 @@ int restore_prepare_files(struct rst_task *t)
 	ret = add_move(t, fd, t->pages_fd, true);
 	if (ret)
 		goto out;
+	/* the page images of the parent chain, between pages_fd and ready_fd */
+	for (size_t k = 1; k < t->nchain; k++) {
+		t->chain_fd[k] = -1;
+		if (t->chain_host_fd[k] < 0)
+			continue;
+		t->chain_fd[k] = next++;
+		ret = add_move(t, t->chain_host_fd[k], t->chain_fd[k], true);
+		if (ret)
+			goto out;
+		t->chain_host_fd[k] = -1; /* the move owns it now */
+	}
 
 	Ckpt__Mm *mm = t->mm;
 	fd = open_checked(mm->exe, O_RDONLY, mm->has_exe_size, mm->exe_size, mm->exe_mtime_ns);

@@ -231,9 +231,12 @@ static int fill_pages(struct rst_task *t, struct inject *in)
 	while (i < t->npm) {
 		size_t n = 0;
 		uint64_t off = t->pm[i]->offset + part, bytes = 0;
+		/* with a parent chain, each run names the image it is read from */
+		int lvl = t->pm_level ? t->pm_level[i] : 0;
+		int fd = lvl ? t->chain_fd[lvl] : t->pages_fd;
 		while (i < t->npm && n < max_iov && bytes < FILL_MAX) {
 			Ckpt__PagemapEntry *e = t->pm[i];
-			if (e->offset + part != off + bytes)
+			if (e->offset + part != off + bytes || (t->pm_level && t->pm_level[i] != lvl))
 				break; /* not contiguous in the image */
 			uint64_t len = e->nr_pages * 4096 - part;
 			if (len > FILL_MAX - bytes)
@@ -251,7 +254,7 @@ static int fill_pages(struct rst_task *t, struct inject *in)
 		ret = task_mem_write(t->hpid, scratch, iov, n * sizeof(*iov));
 		if (ret)
 			break;
-		long r = inject_do(in, "preadv pages", SYS_preadv, t->pages_fd, scratch, n, off, 0, 0);
+		long r = inject_do(in, "preadv pages", SYS_preadv, fd, scratch, n, off, 0, 0);
 		if (r < 0) {
 			ret = r;
 			break;

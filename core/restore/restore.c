@@ -41,6 +41,11 @@ static uint64_t cpu_xcr0(void)
 
 static int check_inventory(const Ckpt__Inventory *inv)
 {
+	if (inv->has_pre_dump && inv->pre_dump) {
+		pr_err("restore", "%s holds a pre-dump (memory only): restore from the dump made with --prev-images-dir pointing at it",
+		       img_store_dir());
+		return -EINVAL;
+	}
 	for (size_t i = 0; i < inv->n_plugins; i++) {
 		const Ckpt__PluginRef *r = inv->plugins[i];
 		if (!r->required)
@@ -142,6 +147,7 @@ static void free_task(struct rst_task *t)
 	free(t->htids);
 	proc_free_vmas(&t->worker_vmas);
 	restore_close_files(t);
+	restore_chain_free(t);
 	if (t->ready_rd >= 0)
 		close(t->ready_rd);
 	if (t->ready_wr >= 0)
@@ -710,6 +716,9 @@ int cmd_restore(const struct restore_opts *o)
 	ret = load_tree(&tr, pst, npst, inv);
 	if (!ret)
 		ret = restore_ipc_load(&tr);
+	if (ret)
+		goto out;
+	ret = restore_chain_load(inv, &tr);
 	if (ret)
 		goto out;
 	raise_nofile_limit();

@@ -7,6 +7,7 @@
 
 #include "core.pb-c.h"
 #include "fdinfo.pb-c.h"
+#include "inventory.pb-c.h"
 #include "mm.pb-c.h"
 #include "pagemap.pb-c.h"
 #include "proc.h"
@@ -51,6 +52,12 @@ struct rst_task {
 	size_t npm;
 	Ckpt__PagemapEntry **cow_pm; /* after pm[npm]: pages in another's image */
 	size_t ncow;
+	/* incremental dump (chain.c): per pm[i] the chain level it is read
+	 * from (0: pages_fd, k: chain_fd[k]); NULL without a parent */
+	int *pm_level;
+	int *chain_fd;      /* number in the worker, per level */
+	int *chain_host_fd; /* ours until moved into the worker */
+	size_t nchain;
 	Ckpt__FdEntry **fds;
 	size_t nfds;
 
@@ -108,6 +115,9 @@ int restore_sysv_attach(struct rst_task *t, struct inject *in, const Ckpt__Vma *
 /* cow.c: pages shared copy-on-write at the dump, saved by an earlier
  * process, copied in by the controller */
 int restore_cow_pages(struct rst_task *t);
+/* chain.c: verify the parent dumps and resolve in_parent runs */
+int restore_chain_load(const struct Ckpt__Inventory *inv, struct rst_tree *tr);
+void restore_chain_free(struct rst_task *t);
 /* memory.c: switch the stopped worker into the saved task, threads included */
 int restore_switch(struct rst_task *t);
 

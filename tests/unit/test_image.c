@@ -342,7 +342,7 @@ static void test_inventory(void)
 
 	/* a dump from a newer ckpt */
 	inv.has_format_version = 1;
-	inv.format_version = IMG_FORMAT_VERSION + 1;
+	inv.format_version = IMG_FORMAT_VERSION_CHAIN + 1;
 	img_inventory_write(&inv);
 	CHECK(img_inventory_verify(&out) == -EPROTONOSUPPORT, "newer inventory format refused");
 
