@@ -118,6 +118,9 @@ int restore_cow_pages(struct rst_task *t);
 /* chain.c: verify the parent dumps and resolve in_parent runs */
 int restore_chain_load(const struct Ckpt__Inventory *inv, struct rst_tree *tr);
 void restore_chain_free(struct rst_task *t);
+/* fill.c: the task's private pages from its page images (and parents),
+ * written by ckpt while the mappings are still writable */
+int fill_pages_from_ckpt(struct rst_task *t);
 /* memory.c: switch the stopped worker into the saved task, threads included */
 int restore_switch(struct rst_task *t);
 
