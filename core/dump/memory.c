@@ -258,149 +258,199 @@ static int classify(pid_t pid, const struct proc_vma *v, Ckpt__Vma *m, enum page
 }
 
 /*
- * Pages stream through two buffers: while the writer thread appends one to
- * the image (and checksums it), the dumper reads the next one out of the
- * task with process_vm_readv.  Both cores work.
+ * Pages stream through a few buffers: the dumper queues the ranges of one
+ * buffer, and two copy threads each read a queued buffer out of the task
+ * with process_vm_readv and append it to the image (and its checksum) in
+ * queue order.  Reading the task is the slow half (GUP of every remote
+ * page), so both cores read; only the appends take turns.
  */
+#define PW_SLOTS 3
+#define PW_WORKERS 2
+
+enum { SLOT_FREE, SLOT_QUEUED, SLOT_BUSY };
+
+struct pw_slot {
+	char *buf;
+	struct iovec local[UIO_MAXIOV], remote[UIO_MAXIOV];
+	int niov;
+	size_t filled;
+	uint64_t seq;
+	int state;
+};
+
 struct page_writer {
 	pid_t pid;
 	struct img_raw *raw;
 	struct pagecodec_writer *codec; /* NULL: pages stored as they are */
 	struct ckpt_img *pagemap;
-	char *bufs[2], *buf;  /* buf: the one being filled */
-	struct iovec local[UIO_MAXIOV], remote[UIO_MAXIOV];
-	int niov;
-	size_t filled;
-	uint64_t offset;      /* image offset of buf[0] */
+	struct pw_slot slot[PW_SLOTS];
+	struct pw_slot *cur;  /* the one the dumper fills */
+	uint64_t offset;      /* image offset of cur's first byte */
 	uint64_t done, total;
 	bool task_runs;       /* pre-dump: the task runs; what it unmapped reads as zeros */
 
-	pthread_t thread;
-	bool running;
+	pthread_t thread[PW_WORKERS];
+	int nthreads;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	char *pending;        /* handed to the writer, not written yet */
-	size_t pending_len;
+	uint64_t qseq, wseq;  /* next to queue, next to append */
 	bool stop;
 	int err;
 };
 
-static void *pw_writer(void *arg)
+/* Read a queued buffer's ranges out of the task. */
+static int pw_read(struct page_writer *w, struct pw_slot *s)
+{
+	ssize_t r = process_vm_readv(w->pid, s->local, s->niov, s->remote, s->niov, 0);
+	if (r == (ssize_t)s->filled)
+		return 0;
+	/* unreadable (PROT_NONE) pages or a partial read: go range by range
+	 * through /proc/PID/mem */
+	for (int i = 0; i < s->niov; i++) {
+		int ret = task_mem_read(w->pid, (uint64_t)(uintptr_t)s->remote[i].iov_base,
+					s->local[i].iov_base, s->local[i].iov_len);
+		if (ret && w->task_runs) {
+			/* gone since the scan: the next dump cannot take it
+			 * from here (its mapping is not the tracked one) */
+			memset(s->local[i].iov_base, 0, s->local[i].iov_len);
+			continue;
+		}
+		if (ret) {
+			pr_err("mem", "PID %d: cannot read memory at %p: %s", w->pid,
+			       s->remote[i].iov_base, strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
+static void *pw_worker(void *arg)
 {
 	struct page_writer *w = arg;
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
-		while (!w->pending && !w->stop)
+		struct pw_slot *s = NULL;
+		for (int i = 0; i < PW_SLOTS; i++)
+			if (w->slot[i].state == SLOT_QUEUED && (!s || w->slot[i].seq < s->seq))
+				s = &w->slot[i];
+		if (!s) {
+			if (w->stop)
+				break;
 			pthread_cond_wait(&w->cv, &w->mu);
-		if (!w->pending)
-			break;
-		char *b = w->pending;
-		size_t len = w->pending_len;
+			continue;
+		}
+		s->state = SLOT_BUSY;
+		bool failed = w->err != 0;
 		pthread_mutex_unlock(&w->mu);
-		int ret = w->err ? 0 :
-			  w->codec ? pagecodec_writer_put(w->codec, b, len) :
-				     img_raw_write(w->raw, b, len);
+		int ret = failed ? 0 : pw_read(w, s);
+		pthread_mutex_lock(&w->mu);
+		while (w->wseq != s->seq)
+			pthread_cond_wait(&w->cv, &w->mu);
+		failed = w->err != 0;
+		pthread_mutex_unlock(&w->mu);
+		/* appends in queue order: only this thread is here now */
+		if (!ret && !failed)
+			ret = w->codec ? pagecodec_writer_put(w->codec, s->buf, s->filled) :
+					 img_raw_write(w->raw, s->buf, s->filled);
 		pthread_mutex_lock(&w->mu);
 		if (ret && !w->err)
 			w->err = ret;
-		w->pending = NULL;
+		w->done += s->filled;
+		w->wseq++;
+		s->niov = 0;
+		s->filled = 0;
+		s->state = SLOT_FREE;
 		pthread_cond_broadcast(&w->cv);
 	}
 	pthread_mutex_unlock(&w->mu);
 	return NULL;
 }
 
-/* Wait until the writer has taken everything; its first error. */
+/* Wait until every queued buffer is appended; the first error. */
 static int pw_drain(struct page_writer *w)
 {
 	pthread_mutex_lock(&w->mu);
-	while (w->pending)
+	while (w->wseq != w->qseq)
 		pthread_cond_wait(&w->cv, &w->mu);
 	int err = w->err;
 	pthread_mutex_unlock(&w->mu);
 	return err;
 }
 
-/* Read the queued remote ranges into buf and hand it to the writer. */
+/* Queue the filled buffer and take a free one. */
 static int pw_flush(struct page_writer *w)
 {
-	if (!w->niov)
+	struct pw_slot *s = w->cur;
+	if (!s->niov)
 		return 0;
-	ssize_t r = process_vm_readv(w->pid, w->local, w->niov, w->remote, w->niov, 0);
-	if (r != (ssize_t)w->filled) {
-		/* unreadable (PROT_NONE) pages or a partial read: go range by range
-		 * through /proc/PID/mem */
-		for (int i = 0; i < w->niov; i++) {
-			int ret = task_mem_read(w->pid, (uint64_t)(uintptr_t)w->remote[i].iov_base,
-						w->local[i].iov_base, w->local[i].iov_len);
-			if (ret && w->task_runs) {
-				/* gone since the scan: the next dump cannot take it
-				 * from here (its mapping is not the tracked one) */
-				memset(w->local[i].iov_base, 0, w->local[i].iov_len);
-				continue;
-			}
-			if (ret) {
-				pr_err("mem", "PID %d: cannot read memory at %p: %s", w->pid,
-				       w->remote[i].iov_base, strerror(-ret));
-				return ret;
-			}
-		}
-	}
-	int ret = pw_drain(w);
-	if (ret)
-		return ret;
 	pthread_mutex_lock(&w->mu);
-	w->pending = w->buf;
-	w->pending_len = w->filled;
+	s->seq = w->qseq++;
+	s->state = SLOT_QUEUED;
 	pthread_cond_broadcast(&w->cv);
+	w->offset += s->filled;
+	struct pw_slot *f = NULL;
+	while (!w->err) {
+		for (int i = 0; i < PW_SLOTS && !f; i++)
+			if (w->slot[i].state == SLOT_FREE)
+				f = &w->slot[i];
+		if (f)
+			break;
+		pthread_cond_wait(&w->cv, &w->mu);
+	}
+	int err = w->err;
+	uint64_t done = w->done;
+	if (f) {
+		f->state = SLOT_BUSY; /* the dumper's, until queued */
+		w->cur = f;
+	}
 	pthread_mutex_unlock(&w->mu);
-	w->buf = w->buf == w->bufs[0] ? w->bufs[1] : w->bufs[0];
-	w->offset += w->filled;
-	w->done += w->filled;
-	progress_bytes(w->done, w->total);
-	w->niov = 0;
-	w->filled = 0;
-	return 0;
+	progress_bytes(done, w->total);
+	return err;
 }
 
 static int pw_start(struct page_writer *w)
 {
-	for (int i = 0; i < 2; i++) {
-		w->bufs[i] = mmap(NULL, COPY_CHUNK, PROT_READ | PROT_WRITE,
-				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (w->bufs[i] == MAP_FAILED) {
-			w->bufs[i] = NULL;
+	for (int i = 0; i < PW_SLOTS; i++) {
+		w->slot[i].buf = mmap(NULL, COPY_CHUNK, PROT_READ | PROT_WRITE,
+				      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (w->slot[i].buf == MAP_FAILED) {
+			w->slot[i].buf = NULL;
 			return -ENOMEM;
 		}
+		w->slot[i].state = SLOT_FREE;
 	}
-	w->buf = w->bufs[0];
+	w->cur = &w->slot[0];
+	w->cur->state = SLOT_BUSY;
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
-	int ret = pthread_create(&w->thread, NULL, pw_writer, w);
-	if (ret)
-		return -ret;
-	w->running = true;
+	for (int i = 0; i < PW_WORKERS; i++) {
+		int ret = pthread_create(&w->thread[i], NULL, pw_worker, w);
+		if (ret)
+			return -ret;
+		w->nthreads++;
+	}
 	return 0;
 }
 
-/* Stop the writer (after the last buffer); its first error. */
+/* Stop the copy threads (after the last buffer); the first error. */
 static int pw_stop(struct page_writer *w)
 {
 	int ret = 0;
-	if (w->running) {
+	if (w->nthreads) {
 		ret = pw_drain(w);
 		pthread_mutex_lock(&w->mu);
 		w->stop = true;
 		pthread_cond_broadcast(&w->cv);
 		pthread_mutex_unlock(&w->mu);
-		pthread_join(w->thread, NULL);
-		w->running = false;
+		for (int i = 0; i < w->nthreads; i++)
+			pthread_join(w->thread[i], NULL);
+		w->nthreads = 0;
 		pthread_mutex_destroy(&w->mu);
 		pthread_cond_destroy(&w->cv);
 	}
-	for (int i = 0; i < 2; i++)
-		if (w->bufs[i])
-			munmap(w->bufs[i], COPY_CHUNK);
+	for (int i = 0; i < PW_SLOTS; i++)
+		if (w->slot[i].buf)
+			munmap(w->slot[i].buf, COPY_CHUNK);
 	return ret;
 }
 
@@ -419,25 +469,27 @@ static int pw_add_run(struct page_writer *w, uint64_t start, uint64_t end)
 	Ckpt__PagemapEntry pe = CKPT__PAGEMAP_ENTRY__INIT;
 	SET(&pe, vaddr, start);
 	SET(&pe, nr_pages, (end - start) / 4096);
-	SET(&pe, offset, w->offset + w->filled);
+	SET(&pe, offset, w->offset + w->cur->filled);
 	int ret = img_write_msg(w->pagemap, &pe.base);
 	if (ret)
 		return ret;
 	while (start < end) {
-		if (w->filled == COPY_CHUNK || w->niov == UIO_MAXIOV) {
+		struct pw_slot *s = w->cur;
+		if (s->filled == COPY_CHUNK || s->niov == UIO_MAXIOV) {
 			ret = pw_flush(w);
 			if (ret)
 				return ret;
+			s = w->cur;
 		}
 		size_t n = end - start;
-		if (n > COPY_CHUNK - w->filled)
-			n = COPY_CHUNK - w->filled;
-		w->local[w->niov].iov_base = w->buf + w->filled;
-		w->local[w->niov].iov_len = n;
-		w->remote[w->niov].iov_base = (void *)(uintptr_t)start;
-		w->remote[w->niov].iov_len = n;
-		w->niov++;
-		w->filled += n;
+		if (n > COPY_CHUNK - s->filled)
+			n = COPY_CHUNK - s->filled;
+		s->local[s->niov].iov_base = s->buf + s->filled;
+		s->local[s->niov].iov_len = n;
+		s->remote[s->niov].iov_base = (void *)(uintptr_t)start;
+		s->remote[s->niov].iov_len = n;
+		s->niov++;
+		s->filled += n;
 		start += n;
 	}
 	return 0;
