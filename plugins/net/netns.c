@@ -567,9 +567,47 @@ void netns_dump_finish(struct net_priv *p, int ok)
 	}
 }
 
-/* dump_released: the dump failed after all, the tree runs on: unlock. */
+/* The tree was killed: take every link of its namespace down before the
+ * namespace dies.  Its teardown drops the lock table before it unregisters
+ * the devices, and a peer's segment arriving in between would be answered
+ * with a reset (seen on a quiet machine); a link that is down passes
+ * nothing. */
+static void links_down(struct net_priv *p)
+{
+	struct nl_sock *sk = rtnl_open(p);
+	struct nl_cache *cache = NULL;
+
+	if (!sk)
+		return;
+	if (rtnl_link_alloc_cache(sk, AF_UNSPEC, &cache) == 0) {
+		for (struct nl_object *o = nl_cache_get_first(cache); o; o = nl_cache_get_next(o)) {
+			struct rtnl_link *l = (struct rtnl_link *)o, *c;
+
+			if ((rtnl_link_get_flags(l) & (IFF_UP | IFF_LOOPBACK)) != IFF_UP)
+				continue;
+			c = rtnl_link_alloc();
+			if (!c)
+				break;
+			rtnl_link_unset_flags(c, IFF_UP);
+			if (rtnl_link_change(sk, l, c, 0) < 0)
+				net_warn(p, "cannot take link %s of the dumped namespace down",
+					 rtnl_link_get_name(l));
+			rtnl_link_put(c);
+		}
+		nl_cache_free(cache);
+	}
+	nl_socket_free(sk);
+}
+
+/* dump_released: the dump failed after all, the tree runs on: unlock; or
+ * the tree was killed: its links go down. */
 void netns_dump_released(struct net_priv *p, int ok)
 {
+	if (ok == 1 && p->ns_locked && p->tree_netns >= 0 && !p->in_tree_netns &&
+	    join(p, p->tree_netns, "the tree's") == 0) {
+		p->in_tree_netns = true;
+		links_down(p);
+	}
 	if (!ok && p->ns_locked && p->tree_netns >= 0 && !p->in_tree_netns &&
 	    join(p, p->tree_netns, "the tree's") == 0) {
 		p->in_tree_netns = true;

@@ -23,7 +23,7 @@
  * MODE pidinit runs all this as init (PID 1) of a pid namespace of its own,
  * with proc/sys bound read-only onto itself: its proc must show that pid
  * namespace after the restore.
- * MODE pivot first makes a tmpfs root of its own (binds of /usr, /work and
+ * MODE pivot first makes a tmpfs root of its own (binds of /usr, this program's directory and
  * DIR inside, a /dev/null, a proc) and pivot_roots into it, as a
  * container does; no overlay then.
  * MODE ramfs adds a ramfs on ramfs/, which the dump must refuse.
@@ -157,17 +157,35 @@ static void do_mount(const char *src, const char *rel, const char *type, unsigne
 		wl_die("mount %s on %s: %s", src ? src : type, p, strerror(errno));
 }
 
+/* Bind dir at the same path under root nr (the directories on the way
+ * are made in nr's tmpfs). */
+static void bind_same_path(const char *nr, const char *dir)
+{
+	char p[1200];
+
+	snprintf(p, sizeof(p), "%s", nr);
+	for (const char *c = dir; *c;) {
+		const char *e = strchr(c + 1, '/');
+		size_t l = e ? (size_t)(e - c) : strlen(c);
+		snprintf(p + strlen(p), sizeof(p) - strlen(p), "%.*s", (int)l, c);
+		must(!mkdir(p, 0755) || errno == EEXIST, p);
+		c += l;
+	}
+	must(!mount(dir, p, NULL, MS_BIND, NULL), dir);
+}
+
 /* A root of our own, as a container has: a tmpfs holding binds of /usr
- * (libraries), /work (this program), our test directory, /dev/null and a
- * proc; then pivot_root into it. */
+ * (libraries), this program's directory (wherever the build is), our test
+ * directory, /dev/null and a proc; then pivot_root into it. */
 static void enter_new_root(void)
 {
-	char nr[600], p[1200], q[1200];
+	char nr[600], p[1200], q[1200], exe[600];
+	ssize_t n;
 
 	snprintf(nr, sizeof(nr), "%s/mntns-newroot", wl_dir());
 	must(!mkdir(nr, 0755) || errno == EEXIST, nr);
 	must(!mount("ckpt-root", nr, "tmpfs", 0, "mode=755"), "mount the new root");
-	static const char *const dirs[] = { "usr", "work", "dev", "proc", "tmp" };
+	static const char *const dirs[] = { "usr", "dev", "proc", "tmp" };
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
 		snprintf(p, sizeof(p), "%s/%s", nr, dirs[i]);
 		must(!mkdir(p, 0755), p);
@@ -180,22 +198,17 @@ static void enter_new_root(void)
 	}
 	snprintf(p, sizeof(p), "%s/dev/null", nr);
 	must(!mknod(p, S_IFCHR | 0666, makedev(1, 3)) && !chmod(p, 0666), "mknod dev/null");
-	/* our test directory at the same path inside */
-	snprintf(p, sizeof(p), "%s", nr);
-	for (const char *c = wl_dir(); *c;) {
-		const char *e = strchr(c + 1, '/');
-		size_t l = e ? (size_t)(e - c) : strlen(c);
-		snprintf(p + strlen(p), sizeof(p) - strlen(p), "%.*s", (int)l, c);
-		must(!mkdir(p, 0755) || errno == EEXIST, p);
-		c += l;
-	}
-	must(!mount(wl_dir(), p, NULL, MS_BIND, NULL), "bind the test directory");
+	/* our test directory and this program at the same paths inside */
+	bind_same_path(nr, wl_dir());
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	must(n > 0, "readlink /proc/self/exe");
+	exe[n] = '\0';
+	*strrchr(exe, '/') = '\0';
+	bind_same_path(nr, exe);
 	snprintf(q, sizeof(q), "%s/usr", nr);
 	must(!mount("/usr", q, NULL, MS_BIND, NULL) &&
 		     !mount(NULL, q, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL),
 	     "bind /usr");
-	snprintf(q, sizeof(q), "%s/work", nr);
-	must(!mount("/work", q, NULL, MS_BIND, NULL), "bind /work");
 	snprintf(q, sizeof(q), "%s/proc", nr);
 	must(!mount("proc", q, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL), "mount proc");
 	must(!chdir(nr) && !syscall(SYS_pivot_root, ".", ".") && !umount2(".", MNT_DETACH) &&
