@@ -389,6 +389,10 @@ one_run() {
 
 	RUN_IMAGE=$(du -sb "$IMG" | cut -f1)
 	rm -rf -- "$IMG"
+	# the file system frees (and, mounted with discard, trims) the blocks of
+	# the deleted images at its next journal commit: let that happen now,
+	# not in the middle of the next tool's dump
+	sync
 	IMG=
 	RUN_DUMP=$(elapsed "$t0" "$t1")
 	RUN_RESTORE=$(elapsed "$t2" "$t3")
