@@ -16,6 +16,7 @@
  * restore_finish frees.
  */
 #include <dirent.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +105,33 @@ err:
 		       saved & settable, what, strerror(e));
 		return fs_errno(e);
 	}
+}
+
+int fs_put_run(struct fs_priv *p, int fd, const ProtobufCBinaryData *data, uint64_t offset,
+	       uint64_t size, const char *what)
+{
+	size_t off = 0;
+
+	if (offset + data->len > size) {
+		fs_err(p, "restore: %s: a run at %" PRIu64 " of %zu bytes lies beyond its size %" PRIu64
+			  "; the images are damaged",
+		       what, offset, data->len, size);
+		return -EBADMSG;
+	}
+	while (off < data->len) {
+		ssize_t n = pwrite(fd, data->data + off, data->len - off, (off_t)(offset + off));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int e = n < 0 ? errno : EIO;
+
+			fs_err(p, "restore: %s: cannot write its contents back: %s", what, strerror(e));
+			return fs_errno(e);
+		}
+		off += (size_t)n;
+	}
+	return 0;
 }
 
 int fs_read_fdinfo(struct fs_priv *p, int fd, const char *what, char **out)

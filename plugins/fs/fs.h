@@ -243,6 +243,10 @@ int fs_set_fl(struct fs_priv *p, int fd, unsigned int saved, const char *what);
 /* /proc/self/fdinfo/FD into a malloc'd, NUL-terminated buffer; 0 or -errno
  * after an error was logged naming what. */
 int fs_read_fdinfo(struct fs_priv *p, int fd, const char *what, char **buf);
+/* Restore: write one saved run of a file's contents (data at offset) back
+ * into fd, checked against the file's size; what names the file. */
+int fs_put_run(struct fs_priv *p, int fd, const ProtobufCBinaryData *data, uint64_t offset,
+	       uint64_t size, const char *what);
 
 /* During a dump: *seen true when (cls, key, key2) was seen before;
  * remembers it.  0 or -ENOMEM after an error was logged. */

@@ -336,7 +336,7 @@ static int fill_contents(struct fs_priv *p, const Ckpt__Fs__Ghost *r, int fd)
 	for (;;) {
 		Ckpt__Fs__GhostData *d;
 		void *rec = NULL;
-		size_t len = 0, off = 0;
+		size_t len = 0;
 		int rr = p->host->img_read(img, &rec, &len);
 
 		if (rr == 0)
@@ -358,30 +358,10 @@ static int fill_contents(struct fs_priv *p, const Ckpt__Fs__Ghost *r, int fd)
 			ckpt__fs__ghost_data__free_unpacked(d, NULL);
 			continue;
 		}
-		if (d->offset + d->data.len > r->size) {
-			fs_err(p, "restore: deleted file %s: a run at %" PRIu64 " of %zu bytes lies "
-				  "beyond its size %" PRIu64 "; the images are damaged",
-			       r->path, d->offset, d->data.len, r->size);
-			ckpt__fs__ghost_data__free_unpacked(d, NULL);
-			ret = -EBADMSG;
-			break;
-		}
-		while (off < d->data.len) {
-			ssize_t n = pwrite(fd, d->data.data + off, d->data.len - off,
-					   (off_t)(d->offset + off));
+		char what[4200];
 
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				int e = n < 0 ? errno : ENOSPC;
-
-				fs_err(p, "restore: deleted file %s: cannot write its contents back: %s",
-				       r->path, strerror(e));
-				ret = fs_errno(e);
-				break;
-			}
-			off += (size_t)n;
-		}
+		snprintf(what, sizeof(what), "deleted file %s", r->path);
+		ret = fs_put_run(p, fd, &d->data, d->offset, r->size, what);
 		ckpt__fs__ghost_data__free_unpacked(d, NULL);
 		if (ret)
 			break;

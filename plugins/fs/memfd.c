@@ -264,7 +264,7 @@ static int fill_contents(struct fs_priv *p, const Ckpt__Fs__Memfd *r, int fd)
 	for (;;) {
 		Ckpt__Fs__MemfdData *d;
 		void *rec = NULL;
-		size_t len = 0, off = 0;
+		size_t len = 0;
 		int rr = p->host->img_read(img, &rec, &len);
 
 		if (rr == 0)
@@ -286,30 +286,10 @@ static int fill_contents(struct fs_priv *p, const Ckpt__Fs__Memfd *r, int fd)
 			ckpt__fs__memfd_data__free_unpacked(d, NULL);
 			continue;
 		}
-		if (d->offset + d->data.len > r->size) {
-			fs_err(p, "restore: memfd %s: a run at %" PRIu64 " of %zu bytes lies beyond its "
-				  "size %" PRIu64 "; the images are damaged",
-			       r->name, d->offset, d->data.len, r->size);
-			ckpt__fs__memfd_data__free_unpacked(d, NULL);
-			ret = -EBADMSG;
-			break;
-		}
-		while (off < d->data.len) {
-			ssize_t n = pwrite(fd, d->data.data + off, d->data.len - off,
-					   (off_t)(d->offset + off));
+		char what[4200];
 
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				int e = n < 0 ? errno : EIO;
-
-				fs_err(p, "restore: memfd %s: cannot write its contents back: %s",
-				       r->name, strerror(e));
-				ret = fs_errno(e);
-				break;
-			}
-			off += (size_t)n;
-		}
+		snprintf(what, sizeof(what), "memfd %s", r->name);
+		ret = fs_put_run(p, fd, &d->data, d->offset, r->size, what);
 		ckpt__fs__memfd_data__free_unpacked(d, NULL);
 		if (ret)
 			break;

@@ -252,6 +252,9 @@ struct nlmsghdr;
  * -errno. */
 int sock_diag_dump(const void *req, size_t reqlen,
 		   int (*cb)(const struct nlmsghdr *h, void *arg), void *arg);
+/* The same, for one socket when !dump (the first answer ends it). */
+int sock_diag_query(const void *req, size_t reqlen, bool dump,
+		    int (*cb)(const struct nlmsghdr *h, void *arg), void *arg);
 /* The classic BPF filter of fd (out->data malloc'ed, len 0: none) and
  * whether it is locked; an eBPF filter is refused (logged).  0 or -errno. */
 int sock_filter_dump(struct net_priv *p, int fd, ProtobufCBinaryData *out, bool *locked,

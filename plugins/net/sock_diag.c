@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * One NETLINK_SOCK_DIAG dump request, answered message by message: the
- * netlink and packet classes ask the kernel about every socket of their
- * family in this network namespace and pick theirs by inode.  (unix_diag.c
- * keeps its own loop: it also asks for single sockets.)
+ * One NETLINK_SOCK_DIAG request, answered message by message: the netlink
+ * and packet classes ask the kernel about every socket of their family in
+ * this network namespace and pick theirs by inode; unix_diag.c loads the
+ * whole table, or asks for one socket.
  */
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
@@ -14,14 +14,14 @@
 
 #include "net.h"
 
-int sock_diag_dump(const void *req, size_t reqlen,
-		   int (*cb)(const struct nlmsghdr *h, void *arg), void *arg)
+int sock_diag_query(const void *req, size_t reqlen, bool dump,
+		    int (*cb)(const struct nlmsghdr *h, void *arg), void *arg)
 {
 	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
 	struct nlmsghdr hdr = {
 		.nlmsg_len = (uint32_t)NLMSG_LENGTH(reqlen),
 		.nlmsg_type = SOCK_DIAG_BY_FAMILY,
-		.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP,
+		.nlmsg_flags = (uint16_t)(NLM_F_REQUEST | (dump ? NLM_F_DUMP : 0)),
 		.nlmsg_seq = 1,
 	};
 	struct iovec iov[2] = { { &hdr, NLMSG_HDRLEN }, { (void *)req, reqlen } };
@@ -70,7 +70,7 @@ int sock_diag_dump(const void *req, size_t reqlen,
 			if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY)
 				continue;
 			ret = cb(h, arg);
-			if (ret) {
+			if (ret || !dump) {
 				done = true;
 				break;
 			}
@@ -79,4 +79,10 @@ int sock_diag_dump(const void *req, size_t reqlen,
 	free(buf);
 	close(nl);
 	return ret;
+}
+
+int sock_diag_dump(const void *req, size_t reqlen,
+		   int (*cb)(const struct nlmsghdr *h, void *arg), void *arg)
+{
+	return sock_diag_query(req, reqlen, true, cb, arg);
 }

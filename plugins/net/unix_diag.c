@@ -27,28 +27,15 @@ struct diag_vec {
 	size_t n, cap;
 };
 
-static int diag_send(int nl, uint64_t ino, bool dump)
+static void diag_req(struct unix_diag_req *r, uint64_t ino)
 {
-	struct {
-		struct nlmsghdr nlh;
-		struct unix_diag_req r;
-	} req;
-	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
-
-	memset(&req, 0, sizeof(req));
-	req.nlh.nlmsg_len = sizeof(req);
-	req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-	req.nlh.nlmsg_flags = NLM_F_REQUEST | (dump ? NLM_F_DUMP : 0);
-	req.nlh.nlmsg_seq = 1;
-	req.r.sdiag_family = AF_UNIX;
-	req.r.udiag_states = ~0u;
-	req.r.udiag_ino = (uint32_t)ino;
-	req.r.udiag_show = DIAG_SHOW;
-	req.r.udiag_cookie[0] = ~0u;
-	req.r.udiag_cookie[1] = ~0u;
-	if (sendto(nl, &req, sizeof(req), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return -errno;
-	return 0;
+	memset(r, 0, sizeof(*r));
+	r->sdiag_family = AF_UNIX;
+	r->udiag_states = ~0u;
+	r->udiag_ino = (uint32_t)ino;
+	r->udiag_show = DIAG_SHOW;
+	r->udiag_cookie[0] = ~0u;
+	r->udiag_cookie[1] = ~0u;
 }
 
 static void ent_free(struct unix_diag_ent *e)
@@ -154,63 +141,17 @@ static int vec_add(struct diag_vec *dv, struct unix_diag_ent *e)
 	return 0;
 }
 
-/* Read answers until NLMSG_DONE (dump) or one socket (exact). */
-static int diag_recv(int nl, struct diag_vec *dv, bool dump)
+/* One answer: parsed into the table. */
+static int diag_cb(const struct nlmsghdr *h, void *arg)
 {
-	size_t bufsz = 64 << 10;
-	uint8_t *buf = malloc(bufsz);
-	int ret = 0;
-	bool done = false;
+	struct diag_vec *dv = arg;
+	struct unix_diag_ent e;
+	int ret = parse_msg(h, &e);
 
-	if (!buf)
-		return -ENOMEM;
-	while (!done) {
-		ssize_t n = recv(nl, buf, bufsz, 0);
-		struct nlmsghdr *h;
-		int len;
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			ret = -errno;
-			break;
-		}
-		if (n == 0) {
-			ret = -EIO;
-			break;
-		}
-		len = (int)n;
-		for (h = (struct nlmsghdr *)buf; NLMSG_OK(h, (unsigned int)len); h = NLMSG_NEXT(h, len)) {
-			struct unix_diag_ent e;
-
-			if (h->nlmsg_type == NLMSG_DONE) {
-				done = true;
-				break;
-			}
-			if (h->nlmsg_type == NLMSG_ERROR) {
-				const struct nlmsgerr *err = NLMSG_DATA(h);
-
-				ret = err->error ? err->error : -EIO;
-				done = true;
-				break;
-			}
-			if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY)
-				continue;
-			ret = parse_msg(h, &e);
-			if (!ret)
-				ret = vec_add(dv, &e);
-			if (ret) {
-				ent_free(&e);
-				done = true;
-				break;
-			}
-			if (!dump) {
-				done = true;
-				break;
-			}
-		}
-	}
-	free(buf);
+	if (!ret)
+		ret = vec_add(dv, &e);
+	if (ret)
+		ent_free(&e);
 	return ret;
 }
 
@@ -224,20 +165,13 @@ static int cmp_ent(const void *a, const void *b)
 int unix_diag_load(struct net_priv *p)
 {
 	struct diag_vec dv = { 0 };
-	int nl, ret;
+	struct unix_diag_req req;
+	int ret;
 
 	if (p->udiag_loaded)
 		return 0;
-	nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-	if (nl < 0) {
-		ret = -errno;
-		net_err(p, "dump: cannot open NETLINK_SOCK_DIAG: %s", strerror(-ret));
-		return net_errno(ret);
-	}
-	ret = diag_send(nl, 0, true);
-	if (!ret)
-		ret = diag_recv(nl, &dv, true);
-	close(nl);
+	diag_req(&req, 0);
+	ret = sock_diag_query(&req, sizeof(req), true, diag_cb, &dv);
 	if (ret) {
 		for (size_t i = 0; i < dv.n; i++)
 			ent_free(&dv.v[i]);
@@ -277,15 +211,11 @@ void unix_diag_free(struct net_priv *p)
 int unix_diag_probe(uint64_t ino)
 {
 	struct diag_vec dv = { 0 };
-	int nl, ret;
+	struct unix_diag_req req;
+	int ret;
 
-	nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-	if (nl < 0)
-		return -errno;
-	ret = diag_send(nl, ino, false);
-	if (!ret)
-		ret = diag_recv(nl, &dv, false);
-	close(nl);
+	diag_req(&req, ino);
+	ret = sock_diag_query(&req, sizeof(req), false, diag_cb, &dv);
 	if (!ret && (dv.n != 1 || dv.v[0].ino != ino))
 		ret = -ENOENT;
 	for (size_t i = 0; i < dv.n; i++)
