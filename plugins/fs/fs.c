@@ -107,8 +107,8 @@ err:
 	}
 }
 
-int fs_put_run(struct fs_priv *p, int fd, const ProtobufCBinaryData *data, uint64_t offset,
-	       uint64_t size, const char *what)
+static int put_run(struct fs_priv *p, int fd, const ProtobufCBinaryData *data, uint64_t offset,
+		   uint64_t size, const char *what)
 {
 	size_t off = 0;
 
@@ -132,6 +132,54 @@ int fs_put_run(struct fs_priv *p, int fd, const ProtobufCBinaryData *data, uint6
 		off += (size_t)n;
 	}
 	return 0;
+}
+
+int fs_fill_runs(struct fs_priv *p, const char *img_name, const ProtobufCMessageDescriptor *desc,
+		 fs_run_match match, const void *key, int fd, uint64_t size, const char *what)
+{
+	struct ckpt_img *img;
+	uint64_t nrec = 0;
+	int ret = 0;
+
+	img = p->host->img_open(img_name, desc->name);
+	if (!img) {
+		int e = errno;
+
+		fs_err(p, "restore: %s: cannot open image %s: %s; the images are incomplete", what,
+		       img_name, strerror(e));
+		return fs_errno(e);
+	}
+	for (;;) {
+		const ProtobufCBinaryData *data;
+		ProtobufCMessage *m;
+		uint64_t offset;
+		void *rec = NULL;
+		size_t len = 0;
+		int rr = p->host->img_read(img, &rec, &len);
+
+		if (rr == 0)
+			break;
+		if (rr < 0) {
+			fs_err(p, "restore: cannot read image %s: %s", img_name, strerror(-rr));
+			ret = fs_errno(-rr);
+			break;
+		}
+		nrec++;
+		m = protobuf_c_message_unpack(desc, NULL, len, rec);
+		free(rec);
+		if (!m) {
+			fs_err(p, "restore: image %s: record %" PRIu64 " is damaged", img_name, nrec);
+			ret = -EBADMSG;
+			break;
+		}
+		if (match(m, key, &offset, &data))
+			ret = put_run(p, fd, data, offset, size, what);
+		protobuf_c_message_free_unpacked(m, NULL);
+		if (ret)
+			break;
+	}
+	p->host->img_close(img);
+	return ret;
 }
 
 int fs_read_fdinfo(struct fs_priv *p, int fd, const char *what, char **out)

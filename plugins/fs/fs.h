@@ -243,10 +243,15 @@ int fs_set_fl(struct fs_priv *p, int fd, unsigned int saved, const char *what);
 /* /proc/self/fdinfo/FD into a malloc'd, NUL-terminated buffer; 0 or -errno
  * after an error was logged naming what. */
 int fs_read_fdinfo(struct fs_priv *p, int fd, const char *what, char **buf);
-/* Restore: write one saved run of a file's contents (data at offset) back
- * into fd, checked against the file's size; what names the file. */
-int fs_put_run(struct fs_priv *p, int fd, const ProtobufCBinaryData *data, uint64_t offset,
-	       uint64_t size, const char *what);
+/* Whether record m of a contents image belongs to the file named by key;
+ * if so, where its bytes go. */
+typedef bool (*fs_run_match)(const ProtobufCMessage *m, const void *key, uint64_t *offset,
+			     const ProtobufCBinaryData **data);
+/* Restore: write every saved run of one file (the records of img_name that
+ * match() gives to key) back into fd, each checked against the file's size;
+ * what names the file in errors. */
+int fs_fill_runs(struct fs_priv *p, const char *img_name, const ProtobufCMessageDescriptor *desc,
+		 fs_run_match match, const void *key, int fd, uint64_t size, const char *what);
 
 /* During a dump: *seen true when (cls, key, key2) was seen before;
  * remembers it.  0 or -ENOMEM after an error was logged. */

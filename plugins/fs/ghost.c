@@ -317,57 +317,25 @@ static int ghost_dump_finish(struct fs_priv *p, int ok)
 
 /* ---- restore ------------------------------------------------------------- */
 
+static bool ghost_run(const ProtobufCMessage *m, const void *key, uint64_t *offset,
+		      const ProtobufCBinaryData **data)
+{
+	const Ckpt__Fs__GhostData *d = (const Ckpt__Fs__GhostData *)m;
+	const Ckpt__Fs__Ghost *r = key;
+
+	*offset = d->offset;
+	*data = &d->data;
+	return d->ino == r->ino && d->dev == r->dev;
+}
+
 /* Write the saved runs of r's file into fd. */
 static int fill_contents(struct fs_priv *p, const Ckpt__Fs__Ghost *r, int fd)
 {
-	struct ckpt_img *img;
-	uint64_t nrec = 0;
-	int ret = 0;
+	char what[4200];
 
-	img = p->host->img_open(DATA_IMG, ckpt__fs__ghost_data__descriptor.name);
-	if (!img) {
-		int e = errno;
-
-		fs_err(p, "restore: deleted file %s: cannot open image %s: %s; the images are "
-			  "incomplete",
-		       r->path, DATA_IMG, strerror(e));
-		return fs_errno(e);
-	}
-	for (;;) {
-		Ckpt__Fs__GhostData *d;
-		void *rec = NULL;
-		size_t len = 0;
-		int rr = p->host->img_read(img, &rec, &len);
-
-		if (rr == 0)
-			break;
-		if (rr < 0) {
-			fs_err(p, "restore: cannot read image %s: %s", DATA_IMG, strerror(-rr));
-			ret = fs_errno(-rr);
-			break;
-		}
-		nrec++;
-		d = ckpt__fs__ghost_data__unpack(NULL, len, rec);
-		free(rec);
-		if (!d) {
-			fs_err(p, "restore: image %s: record %" PRIu64 " is damaged", DATA_IMG, nrec);
-			ret = -EBADMSG;
-			break;
-		}
-		if (d->ino != r->ino || d->dev != r->dev) {
-			ckpt__fs__ghost_data__free_unpacked(d, NULL);
-			continue;
-		}
-		char what[4200];
-
-		snprintf(what, sizeof(what), "deleted file %s", r->path);
-		ret = fs_put_run(p, fd, &d->data, d->offset, r->size, what);
-		ckpt__fs__ghost_data__free_unpacked(d, NULL);
-		if (ret)
-			break;
-	}
-	p->host->img_close(img);
-	return ret;
+	snprintf(what, sizeof(what), "deleted file %s", r->path);
+	return fs_fill_runs(p, DATA_IMG, &ckpt__fs__ghost_data__descriptor, ghost_run, r, fd,
+			    r->size, what);
 }
 
 /* The directory of path, or its nearest ancestor that still exists, in dir. */
