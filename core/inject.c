@@ -35,7 +35,7 @@ int inject_find_syscall_in(pid_t pid, uint64_t start, uint64_t end, uint64_t *ip
 int inject_find_vdso_syscall(pid_t pid, uint64_t *ip)
 {
 	struct proc_vmas vmas;
-	int ret = proc_read_vmas(pid, &vmas);
+	int ret = proc_read_maps(pid, &vmas);
 	if (ret)
 		return ret;
 	ret = -ENOENT;

@@ -159,20 +159,30 @@ int proc_parse_maps(const char *text, struct proc_vmas *out)
 	return ret;
 }
 
-int proc_read_vmas(pid_t pid, struct proc_vmas *out)
+static int read_vma_file(pid_t pid, const char *file, struct proc_vmas *out)
 {
 	char path[64], *buf;
 	/* pid 0: ourselves, also when /proc belongs to an outer pid namespace */
 	if (pid)
-		snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
+		snprintf(path, sizeof(path), "/proc/%d/%s", pid, file);
 	else
-		snprintf(path, sizeof(path), "/proc/self/smaps");
+		snprintf(path, sizeof(path), "/proc/self/%s", file);
 	int ret = proc_read_file(path, &buf, NULL);
 	if (ret)
 		return ret;
 	ret = parse_maps_text(buf, out);
 	free(buf);
 	return ret;
+}
+
+int proc_read_vmas(pid_t pid, struct proc_vmas *out)
+{
+	return read_vma_file(pid, "smaps", out);
+}
+
+int proc_read_maps(pid_t pid, struct proc_vmas *out)
+{
+	return read_vma_file(pid, "maps", out);
 }
 
 void proc_free_vmas(struct proc_vmas *v)

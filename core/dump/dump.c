@@ -432,7 +432,7 @@ out:
 static int map_scratch(struct dtask *t)
 {
 	struct proc_vmas vmas;
-	int ret = proc_read_vmas(t->pid, &vmas);
+	int ret = proc_read_maps(t->pid, &vmas);
 	if (ret)
 		return ret;
 	struct range *r = calloc(vmas.n + 1, sizeof(*r));

@@ -114,7 +114,7 @@ static int dump_shm_pages(int id, uint64_t size, struct img_raw *raw, Ckpt__ShmS
 	}
 	uint64_t start = (uint64_t)(uintptr_t)p, end = start + ((size + 4095) & ~4095ULL);
 	struct proc_vmas self = { 0 };
-	if (!proc_read_vmas(0, &self))
+	if (!proc_read_maps(0, &self))
 		for (size_t i = 0; i < self.n; i++)
 			if (self.v[i].start == start)
 				end = self.v[i].end; /* huge pages round further */

@@ -452,7 +452,7 @@ static int restore_tree(struct rst_tree *tr)
 	sigset_t all, old;
 	int ret;
 
-	ret = proc_read_vmas(0, &self);
+	ret = proc_read_maps(0, &self);
 	if (ret)
 		return ret;
 	/* paths of the tree's files mean what they meant in its namespace */
