@@ -15,7 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <xxhash.h>
+#include "hash.h"
 
 #include "image.h"
 #include "inventory.pb-c.h"
@@ -271,7 +271,7 @@ int img_store_dirfd(void)
 
 uint64_t img_hash_buf(const void *buf, size_t len)
 {
-	return XXH3_64bits(buf, len);
+	return ckpt_xxh3(buf, len);
 }
 
 /* ---- buffered, checksummed writer shared by framed and raw images ------- */
@@ -342,7 +342,7 @@ static int wf_direct(struct wfile *w, const void *p, size_t n)
 {
 	int ret;
 
-	XXH3_64bits_update(w->xxh, p, n);
+	ckpt_xxh3_update(w->xxh, p, n);
 	ret = w->remote_id ? ps_client_data(w->remote_id, p, n) : write_all(w->fd, p, n);
 	if (ret)
 		return wf_fail(w, ret);
@@ -910,7 +910,7 @@ int img_inventory_write(Ckpt__Inventory *inv)
 	le32 = htole32((uint32_t)rec_len);
 	memcpy(file + HDR_SIZE, &le32, 4);
 	ckpt__inventory__pack(inv, file + HDR_SIZE + 4);
-	le64 = htole64(XXH3_64bits(file, total - 8));
+	le64 = htole64(ckpt_xxh3(file, total - 8));
 	memcpy(file + total - 8, &le64, 8);
 	ret = 0;
 unlock:
@@ -1010,7 +1010,7 @@ static int inventory_load(Ckpt__Inventory **out)
 		goto out;
 	}
 	memcpy(&le64, file + size - 8, 8);
-	if (le64toh(le64) != XXH3_64bits(file, size - 8)) {
+	if (le64toh(le64) != ckpt_xxh3(file, size - 8)) {
 		pr_err("image", "%s/%s is corrupted (checksum mismatch): the dump cannot be trusted",
 		       dir_name(), INVENTORY_NAME);
 		ret = -EBADMSG;
@@ -1067,7 +1067,7 @@ static int hash_fd(int fd, unsigned char *buf, XXH3_state_t *st, uint64_t *hash,
 		r = read_full(fd, buf, HASH_CHUNK);
 		if (r < 0)
 			return (int)r;
-		XXH3_64bits_update(st, buf, r);
+		ckpt_xxh3_update(st, buf, r);
 		*nread += r;
 	} while (r == HASH_CHUNK);
 	*hash = XXH3_64bits_digest(st);

@@ -21,7 +21,7 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
-#include <xxhash.h>
+#include "hash.h"
 
 #include "image.h"
 #include "inventory.pb-c.h"
@@ -376,7 +376,7 @@ static int rx_data(struct rx *rx, const struct ps_frame *f, int sock)
 		int ret = recv_all(sock, rx->buf, n);
 		if (ret)
 			return ret;
-		XXH3_64bits_update(im->xs, rx->buf, n);
+		ckpt_xxh3_update(im->xs, rx->buf, n);
 		for (size_t done = 0; done < n;) {
 			ssize_t w = write(im->fd, rx->buf + done, n - done);
 			if (w < 0 && errno == EINTR)
@@ -447,7 +447,7 @@ static int rx_inventory(struct rx *rx, const struct ps_frame *f, int sock, char 
 	uint32_t reclen;
 	memcpy(&sum, file + f->len - 8, 8);
 	memcpy(&reclen, file + hdr, 4);
-	if (le64toh(sum) != XXH3_64bits(file, f->len - 8) ||
+	if (le64toh(sum) != ckpt_xxh3(file, f->len - 8) ||
 	    le32toh(reclen) != f->len - hdr - 4 - 8) {
 		snprintf(why, whylen, "inventory.img arrived damaged");
 		ret = -EBADMSG;
