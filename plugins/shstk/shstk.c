@@ -283,8 +283,13 @@ static int dump_process(struct shstk_priv *p, pid_t pid)
 	char path[64];
 	struct dirent *de;
 	DIR *d;
-	int ret = dump_vmas(p, pid);
+	uint64_t f;
+	int ret = 0;
 
+	/* Without CPU and kernel support no shadow-stack mapping can exist
+	 * (map_shadow_stack fails), and smaps costs a page-table walk. */
+	if (cpu_has_shstk() && !self_status(&f))
+		ret = dump_vmas(p, pid);
 	if (ret)
 		return ret;
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
