@@ -342,6 +342,20 @@ int dump_task_core(struct dtask *dt, Ckpt__TaskCore **out)
 		goto err;
 	}
 	c->cwd = strdup(cwd);
+	/* a chroot: the path reads from the root of the task's mount
+	 * namespace (or ckpt's, when it is the same), as cwd does */
+	snprintf(path, sizeof(path), "/proc/%d/root", pid);
+	ret = proc_readlink(path, cwd, sizeof(cwd));
+	if (ret)
+		goto err;
+	if (strstr(cwd, " (deleted)")) {
+		pr_err("dump", "PID %d: its root directory %s (chroot) was removed; cannot restore it",
+		       pid, cwd);
+		ret = -ENOENT;
+		goto err;
+	}
+	if (strcmp(cwd, "/"))
+		c->root = strdup(cwd);
 
 	/* sigactions: every signal but SIGKILL/SIGSTOP */
 	c->sigactions = calloc(64, sizeof(*c->sigactions));

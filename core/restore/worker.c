@@ -404,6 +404,13 @@ void worker_main(struct rst_tree *tr, size_t idx)
 	if (ret)
 		worker_fail(ret, "cannot read /proc/self/maps: %s", strerror(-ret));
 
+	/* the root last: the tree's files are open, /proc read, and the
+	 * working directory was entered by its full path (it may lie outside
+	 * the root, as chroot leaves it) */
+	if (c->root && chroot(c->root))
+		worker_fail(-errno, "cannot make %s the root directory (chroot): %s", c->root,
+			    strerror(errno));
+
 	restore_rlimits(c);
 
 	struct worker_msg ok = { .err = 0, .maps_len = len };
