@@ -1119,6 +1119,27 @@ int plugins_restore_fd(const char *plugin, const char *klass, uint32_t obj_id, i
 	return ret;
 }
 
+int plugins_restore_before_children(const char *plugin, const char *klass, uint32_t obj_id,
+				    int fd)
+{
+	struct plugin *p = plugin_find(plugin), *prev;
+	int ret;
+
+	if (!p || !p->initialized)
+		return -ENOENT;
+	if (p->desc->abi_minor < 3 || !HOOK_OK(p->desc->fd, 3, restore_before_children))
+		return 0;
+	prev = enter(p);
+	ret = p->desc->fd->restore_before_children(p->priv, klass, obj_id, fd);
+	leave(prev);
+	if (ret > 0)
+		ret = -EIO;
+	if (ret)
+		hook_err("%s: setting up \"%s\" object %u in the task before its children failed: %s",
+			 p->desc->name, klass, obj_id, strerror(-ret));
+	return ret;
+}
+
 int plugins_restore_in_task(const char *plugin, const char *klass, uint32_t obj_id, int fd)
 {
 	struct plugin *p = plugin_find(plugin), *prev;
@@ -1278,6 +1299,9 @@ static size_t fd_hooks(const struct ckpt_fd_hooks *fh, struct hook_ent *out)
 	out[n++] = (struct hook_ent){ "restore", fh->restore };
 	if (fh->version >= 2)
 		out[n++] = (struct hook_ent){ "restore_in_task", fh->restore_in_task };
+	if (fh->version >= 3)
+		out[n++] = (struct hook_ent){ "restore_before_children",
+					      fh->restore_before_children };
 	return n;
 }
 

@@ -75,6 +75,11 @@ int plugins_dump_vma(const struct ckpt_vma_info *vma, struct plugin **owner, con
 		     uint32_t *obj_id);
 int plugins_restore_vma(const char *plugin, const char *klass, uint32_t obj_id, int *fd);
 
+/* Inside the restored task, before it creates its children: the
+ * restore_before_children hook of the owner of klass (0 when it has none);
+ * fd is where the file sits now. */
+int plugins_restore_before_children(const char *plugin, const char *klass, uint32_t obj_id,
+				    int fd);
 /* Inside the restored task: the restore_in_task hook of the owner of klass
  * (0 when it has none). */
 int plugins_restore_in_task(const char *plugin, const char *klass, uint32_t obj_id, int fd);

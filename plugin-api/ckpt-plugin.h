@@ -27,7 +27,7 @@ extern "C" {
 #endif
 
 #define CKPT_PLUGIN_ABI_MAJOR 1
-#define CKPT_PLUGIN_ABI_MINOR 2
+#define CKPT_PLUGIN_ABI_MINOR 3
 
 /* The one symbol a plugin exports. */
 #define CKPT_PLUGIN_SYMBOL "ckpt_plugin"
@@ -183,7 +183,7 @@ struct ckpt_fd_info {
  * (unique in this dump; an open file shared by several fds is dumped once)
  * and names its resource class in *klass (one of classes[]).  restore is
  * called for the owning class only and returns a new fd for the object. */
-#define CKPT_FD_HOOKS_VERSION 2
+#define CKPT_FD_HOOKS_VERSION 3
 
 struct ckpt_fd_hooks {
 	uint32_t version;
@@ -198,6 +198,16 @@ struct ckpt_fd_hooks {
 	 * registrations, fcntl owners).  Runs in a forked copy of ckpt: use
 	 * host->log for errors, never stdio (fds 0-2 are the task's). */
 	int (*restore_in_task)(void *priv, const char *klass, uint32_t obj_id, int fd);
+	/* version 3 (ABI 1.3) */
+	/* Called inside the restored task after it joined its session and
+	 * process group and before it creates its children, for each fd of a
+	 * class of this plugin; fd is where the open file sits at that moment
+	 * (not its saved number, which is only in place for restore_in_task).
+	 * For state a child inherits from its parent at fork and cannot get
+	 * afterwards: a controlling terminal, which only the session leader
+	 * can take and each member only inherits.  Same rules as
+	 * restore_in_task. */
+	int (*restore_before_children)(void *priv, const char *klass, uint32_t obj_id, int fd);
 };
 
 /* A file mapping of a dumped task whose file the core cannot simply

@@ -10,6 +10,7 @@
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dump.h"
@@ -296,6 +297,28 @@ err:
 	return ret;
 }
 
+/* The restore finds a chroot again by its path.  In ckpt's own mount
+ * namespace that path must lead to the very directory: not when another
+ * mount was put over it (or over a directory above it) since. */
+static int root_reachable(pid_t pid, const char *root)
+{
+	struct stat a, b, na, nb;
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", pid);
+	if (stat(path, &na) || stat("/proc/self/ns/mnt", &nb) || na.st_ino != nb.st_ino)
+		return 0; /* a namespace of the tree's own: its plugin rebuilds it */
+	snprintf(path, sizeof(path), "/proc/%d/root", pid);
+	if (stat(path, &a))
+		return -errno;
+	if (stat(root, &b) || a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+		pr_err("dump", "PID %d: its root directory %s (chroot) is hidden under another mount (or gone); the path would lead elsewhere at restore",
+		       pid, root);
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
 int dump_task_core(struct dtask *dt, Ckpt__TaskCore **out)
 {
 	pid_t pid = dt->pid;
@@ -342,6 +365,24 @@ int dump_task_core(struct dtask *dt, Ckpt__TaskCore **out)
 		goto err;
 	}
 	c->cwd = strdup(cwd);
+	/* a chroot: the path reads from the root of the task's mount
+	 * namespace (or ckpt's, when it is the same), as cwd does */
+	snprintf(path, sizeof(path), "/proc/%d/root", pid);
+	ret = proc_readlink(path, cwd, sizeof(cwd));
+	if (ret)
+		goto err;
+	if (strstr(cwd, " (deleted)")) {
+		pr_err("dump", "PID %d: its root directory %s (chroot) was removed; cannot restore it",
+		       pid, cwd);
+		ret = -ENOENT;
+		goto err;
+	}
+	if (strcmp(cwd, "/")) {
+		ret = root_reachable(pid, cwd);
+		if (ret)
+			goto err;
+		c->root = strdup(cwd);
+	}
 
 	/* sigactions: every signal but SIGKILL/SIGSTOP */
 	c->sigactions = calloc(64, sizeof(*c->sigactions));

@@ -258,6 +258,27 @@ static void create_children(struct rst_tree *tr, size_t idx)
 	}
 }
 
+/* What the children inherit at fork and cannot get later (a controlling
+ * terminal): the plugins set it up now, on the files where the controller
+ * left them. */
+static void before_children(const struct rst_task *t, const char *errbuf)
+{
+	for (size_t i = 0; i < t->nfds; i++) {
+		const Ckpt__FdEntry *e = t->fds[i];
+		int src = -1;
+
+		for (size_t k = 0; k < t->nmoves && src < 0; k++)
+			if (t->moves[k].dst == (int)e->fd)
+				src = t->moves[k].src;
+		if (src < 0 || !e->plugin || !e->klass)
+			continue;
+		int ret = plugins_restore_before_children(e->plugin, e->klass, e->obj_id, src);
+		if (ret)
+			worker_fail(ret, "fd %u (%s): %s", e->fd, e->klass,
+				    errbuf[0] ? errbuf : strerror(-ret));
+	}
+}
+
 static void join_session_and_group(const struct rst_tree *tr, const struct rst_task *t)
 {
 	if (t->pe->sid == (uint32_t)t->pid) {
@@ -318,13 +339,14 @@ void worker_main(struct rst_tree *tr, size_t idx)
 	join_session_and_group(tr, t);
 	if (t->zombie)
 		become_zombie(t);
+	static char errbuf[400];
+	log_worker_mode(errbuf, sizeof(errbuf));
+	before_children(t, errbuf);
 	create_children(tr, idx);
 
 	apply_fd_plan(t, t->ready_wr);
 
 	/* per-fd state keyed by the task's fd numbers (epoll and the like) */
-	static char errbuf[400];
-	log_worker_mode(errbuf, sizeof(errbuf));
 	for (size_t i = 0; i < t->nfds; i++) {
 		Ckpt__FdEntry *e = t->fds[i];
 		int ret = plugins_restore_in_task(e->plugin, e->klass, e->obj_id, e->fd);
@@ -381,6 +403,13 @@ void worker_main(struct rst_tree *tr, size_t idx)
 	int ret = proc_read_file("/proc/self/maps", &maps, &len);
 	if (ret)
 		worker_fail(ret, "cannot read /proc/self/maps: %s", strerror(-ret));
+
+	/* the root last: the tree's files are open, /proc read, and the
+	 * working directory was entered by its full path (it may lie outside
+	 * the root, as chroot leaves it) */
+	if (c->root && chroot(c->root))
+		worker_fail(-errno, "cannot make %s the root directory (chroot): %s", c->root,
+			    strerror(errno));
 
 	restore_rlimits(c);
 

@@ -851,6 +851,26 @@ static int fs_fd_restore(void *priv, const char *klass, uint32_t obj_id, int *fd
 	return c->restore(p, rec, fd);
 }
 
+static int fs_fd_restore_before_children(void *priv, const char *klass, uint32_t obj_id,
+					 int fd)
+{
+	struct fs_priv *p = priv;
+	const ProtobufCMessage *rec;
+	const struct fs_class *c;
+	int cls = class_of(klass);
+
+	if (cls == FS_NCLASSES || !fs_classes[cls]->restore_before_children)
+		return 0;
+	c = fs_classes[cls];
+	rec = find_rec(&p->tables[cls], c, obj_id);
+	if (!rec) {
+		fs_err(p, "restore: no %s object %u in %s; the images are incomplete", c->name,
+		       obj_id, c->img_name);
+		return -EBADMSG;
+	}
+	return c->restore_before_children(p, rec, fd);
+}
+
 static int fs_fd_restore_in_task(void *priv, const char *klass, uint32_t obj_id, int fd)
 {
 	struct fs_priv *p = priv;
@@ -965,6 +985,7 @@ static const struct ckpt_fd_hooks fs_fd_hooks = {
 	.dump = fs_fd_dump,
 	.restore = fs_fd_restore,
 	.restore_in_task = fs_fd_restore_in_task,
+	.restore_before_children = fs_fd_restore_before_children,
 };
 
 static const ProtobufCMessageDescriptor *const fs_image_types[] = {

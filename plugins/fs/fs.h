@@ -144,6 +144,10 @@ struct fs_class {
 	/* optional: inside the restored task, fd at its number (see
 	 * ckpt_fd_hooks.restore_in_task); called once per object */
 	int (*restore_in_task)(struct fs_priv *p, const ProtobufCMessage *rec, int fd);
+	/* optional: inside the restored task before it creates its children,
+	 * fd where the file sits then (see
+	 * ckpt_fd_hooks.restore_before_children); once per fd */
+	int (*restore_before_children)(struct fs_priv *p, const ProtobufCMessage *rec, int fd);
 	/* optional: at dump_finish, before the class image is closed */
 	int (*dump_finish)(struct fs_priv *p, int ok);
 };

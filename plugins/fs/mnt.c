@@ -26,8 +26,9 @@
  * (Linux 6.15).  A tree behind pivot_root (its "/" is not ckpt's) keeps
  * nothing of ckpt's namespace: every mount is made under a fresh directory
  * (host sources still in reach), which pivot_root then makes the root.
- * Limit: the tree's root directory must be the root of its namespace (no
- * chroot inside it).
+ * A tree whose root task is chrooted inside the namespace has its mounts
+ * read through a helper standing at the namespace's root; the chroot
+ * itself is the core's (TaskCore.root, like cwd).
  */
 #include <dirent.h>
 #include <sched.h>
@@ -547,24 +548,96 @@ static bool own_pidns(pid_t root)
 	return !stat(path, &a) && !stat("/proc/self/ns/pid", &b) && a.st_ino != b.st_ino;
 }
 
+/* /proc/ROOT/mountinfo shows the mounts as ROOT sees them from its root
+ * directory: a chrooted root hides every mount outside it and names the
+ * others from there.  Then *fd is the mountinfo of a forked child standing
+ * at the root of ROOT's namespace (the kernel fixes namespace and root when
+ * the file is opened); else -1, and /proc/ROOT/mountinfo is right.  The
+ * chroot itself is the core's to save, like the working directory. */
+static int ns_mountinfo(struct fs_priv *p, pid_t root, int *fd)
+{
+	char path[64], link[8], c;
+	int nsfd, go[2], ready[2], ret = 0;
+	ssize_t ll;
+	pid_t child;
+
+	*fd = -1;
+	snprintf(path, sizeof(path), "/proc/%d/root", (int)root);
+	ll = readlink(path, link, sizeof(link));
+	if (ll == 1 && link[0] == '/')
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)root);
+	nsfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (nsfd < 0 || pipe2(go, O_CLOEXEC)) {
+		ret = -errno;
+		fs_err(p, "dump: cannot reach the mount namespace of PID %d: %s", (int)root,
+		       strerror(-ret));
+		if (nsfd >= 0)
+			close(nsfd);
+		return ret;
+	}
+	if (pipe2(ready, O_CLOEXEC)) {
+		ret = -errno;
+		fs_err(p, "dump: pipe: %s", strerror(-ret));
+		close(nsfd);
+		close(go[0]);
+		close(go[1]);
+		return ret;
+	}
+	child = fork();
+	if (child == 0) {
+		close(go[1]);
+		close(ready[0]);
+		c = setns(nsfd, CLONE_NEWNS) ? 'x' : 'k';
+		if (write(ready[1], &c, 1) != 1)
+			_exit(1);
+		/* stay until the parent opened our mountinfo */
+		while (read(go[0], &c, 1) < 0)
+			;
+		_exit(0);
+	}
+	close(nsfd);
+	close(go[0]);
+	close(ready[1]);
+	if (child < 0) {
+		ret = -errno;
+		fs_err(p, "dump: fork: %s", strerror(-ret));
+	} else if (read(ready[0], &c, 1) != 1 || c != 'k') {
+		ret = -EPERM;
+		fs_err(p, "dump: cannot enter the mount namespace of PID %d to read its mounts",
+		       (int)root);
+	} else {
+		snprintf(path, sizeof(path), "/proc/%d/mountinfo", (int)child);
+		*fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (*fd < 0) {
+			ret = -errno;
+			fs_err(p, "dump: cannot read the mounts of PID %d's namespace: %s",
+			       (int)root, strerror(-ret));
+		}
+	}
+	close(go[1]);
+	close(ready[0]);
+	if (child > 0)
+		while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+			;
+	return ret;
+}
+
 int mnt_dump_namespace(struct fs_priv *p, pid_t root)
 {
 	struct mi_list tree = { 0 }, host = { 0 };
 	Ckpt__Fs__Mount **rec = NULL;
 	struct ckpt_img *img = NULL;
-	char path[64], link[8];
-	int *fds = NULL, ret;
-	ssize_t ll;
+	char path[64];
+	int *fds = NULL, ret, mi_fd = -1;
 
-	snprintf(path, sizeof(path), "/proc/%d/root", (int)root);
-	ll = readlink(path, link, sizeof(link));
-	if (ll != 1 || link[0] != '/') {
-		fs_err(p, "dump: PID %d has a root directory of its own inside its mount namespace (chroot); not supported yet",
-		       (int)root);
-		return -ENOTSUP;
-	}
+	ret = ns_mountinfo(p, root, &mi_fd);
+	if (ret)
+		return ret;
 	snprintf(path, sizeof(path), "/proc/%d/mountinfo", (int)root);
-	ret = mi_read(p, path, -1, &tree);
+	ret = mi_read(p, path, mi_fd, &tree);
+	if (mi_fd >= 0)
+		close(mi_fd);
 	if (!ret)
 		ret = mi_read(p, "/proc/self/mountinfo", -1, &host);
 	if (ret)

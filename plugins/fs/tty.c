@@ -31,10 +31,13 @@
  * slave record its own open of the slave (TIOCGPTPEER, else /dev/pts/N),
  * with its flags.  A /dev/tty record first gets a slave file; inside the
  * task it becomes /dev/tty again once the task has its controlling
- * terminal.  Inside the task (restore_in_task), the session leader that had
- * the pty as controlling terminal takes it (TIOCSCTTY) and puts the saved
- * foreground group in front (tcsetpgrp); the controller cannot do the
- * latter, the kernel only lets a process of the terminal's session do it.
+ * terminal.  Inside the task, the session leader that had the pty as
+ * controlling terminal takes it (TIOCSCTTY) before it creates its children
+ * (restore_before_children): a member of the session gets the terminal only
+ * from its parent at fork, so every member forked after that has it again.
+ * Once its children exist (restore_in_task) the leader puts the saved
+ * foreground group in front (tcsetpgrp); the controller cannot do that, the
+ * kernel only lets a process of the terminal's session do it.
  * restore_resume locks the pty again and sets exclusive mode when the dump
  * had them.  With shell_job it also hands the foreground of ckpt's terminal
  * to the job's group when the job was in front at the dump and ckpt restore
@@ -447,8 +450,6 @@ static void pair_session(struct fs_priv *p, const struct fs_tty_scan *s, uint32_
 			 const char *what, bool warn, Ckpt__Fs__Tty *r)
 {
 	const struct tty_proc *leader = NULL, *any = NULL;
-	size_t others = 0;
-	pid_t other = 0;
 
 	for (size_t i = 0; i < s->nprocs; i++) {
 		const struct tty_proc *tp = &s->procs[i];
@@ -458,8 +459,6 @@ static void pair_session(struct fs_priv *p, const struct fs_tty_scan *s, uint32_
 		any = tp;
 		if (tp->pid == tp->sid)
 			leader = tp;
-		else if (!others++)
-			other = tp->pid;
 	}
 	if (!any)
 		return;
@@ -480,10 +479,16 @@ static void pair_session(struct fs_priv *p, const struct fs_tty_scan *s, uint32_
 	}
 	r->has_sid = true;
 	r->sid = fs_ns_pid(leader->pid);
-	if (others && warn)
-		fs_warn(p, "%s: pts %u is the controlling terminal of PID %d and %zu other task(s) of "
-			   "session %d (e.g. PID %d); at restore only the session leader gets it back",
-			what, index, (int)leader->pid, others, (int)leader->sid, (int)other);
+	/* every member inherits the leader's terminal at restore, also one
+	 * that had dropped it (TIOCNOTTY) */
+	for (size_t i = 0; i < s->nprocs && warn; i++) {
+		const struct tty_proc *tp = &s->procs[i];
+
+		if (tp->sid == leader->sid && !tp->has_ctty)
+			fs_warn(p, "%s: PID %d of session %d has no controlling terminal; it gets pts %u, "
+				   "the session's, at restore",
+				what, (int)tp->pid, (int)tp->sid, index);
+	}
 	if (leader->tpgid > 0) {
 		if (in_tree(s, leader->tpgid)) {
 			r->has_fg_pgrp = true;
@@ -1099,7 +1104,8 @@ static void become_dev_tty(struct fs_priv *p, const Ckpt__Fs__Tty *r, int fd)
 
 	nfd = open("/dev/tty", (int)(r->flags & (O_ACCMODE | O_APPEND | O_NONBLOCK)) | O_CLOEXEC);
 	if (nfd < 0) {
-		/* not the session leader: no controlling terminal here */
+		/* no controlling terminal here: the session's leader is
+		 * not in the tree */
 		fs_debug(p, "restore: tty %u stays a file of pts %u (no /dev/tty here: %s)", r->id,
 			 r->index, strerror(errno));
 		return;
@@ -1144,32 +1150,54 @@ static void become_dev_tty(struct fs_priv *p, const Ckpt__Fs__Tty *r, int fd)
 	close(nfd);
 }
 
+/* Whether this task is the restored leader of the session that had pty
+ * index as controlling terminal. */
+static bool ctty_leader(struct fs_priv *p, uint32_t index, struct pty_state *st)
+{
+	pid_t me = (pid_t)syscall(SYS_getpid);
+
+	pty_merge(p, index, st);
+	return st->sid > 0 && st->sid == me && getsid(0) == me;
+}
+
+/* Inside the task before its children exist: the session leader takes the
+ * terminal now, because a member gets its controlling terminal only from
+ * its parent at fork (the kernel never hands it to the session's existing
+ * members when the leader takes it later). */
+static int tty_restore_before_children(struct fs_priv *p, const ProtobufCMessage *m, int fd)
+{
+	const Ckpt__Fs__Tty *r = (const Ckpt__Fs__Tty *)m;
+	struct pty_state st;
+
+	/* a shell job's terminal is ckpt's: the task got it as controlling
+	 * terminal from ckpt's session, nothing to take */
+	if (r->kind == TTY_EXTERNAL || !r->has_index || !ctty_leader(p, r->index, &st))
+		return 0;
+	if (ioctl(fd, TIOCSCTTY, 0)) {
+		int e = errno;
+
+		fs_err(p, "restore: cannot make pts %u the controlling terminal of PID %d: %s",
+		       r->index, (int)syscall(SYS_getpid), strerror(e));
+		return fs_errno(e);
+	}
+	return 0;
+}
+
+/* Inside the task, its children created: the leader puts the saved
+ * foreground group in front (it may be a child's), and every task turns
+ * its /dev/tty files back into /dev/tty. */
 static int tty_restore_in_task(struct fs_priv *p, const ProtobufCMessage *m, int fd)
 {
 	const Ckpt__Fs__Tty *r = (const Ckpt__Fs__Tty *)m;
 	struct pty_state st;
-	pid_t me;
 	int ret;
 
-	/* a shell job's terminal is ckpt's: the task got it as controlling
-	 * terminal from ckpt's session, nothing to take */
 	if (r->kind == TTY_EXTERNAL || !r->has_index)
 		return 0;
-	pty_merge(p, r->index, &st);
-	me = (pid_t)syscall(SYS_getpid);
-	if (st.sid > 0 && st.sid == me && getsid(0) == me) {
-		if (ioctl(fd, TIOCSCTTY, 0)) {
-			int e = errno;
-
-			fs_err(p, "restore: cannot make pts %u the controlling terminal of PID %d: %s",
-			       r->index, (int)me, strerror(e));
-			return fs_errno(e);
-		}
-		if (st.fg_pgrp > 0 && st.fg_pgrp != getpgid(0)) {
-			ret = set_foreground(p, fd, st.fg_pgrp, r->index);
-			if (ret)
-				return ret;
-		}
+	if (ctty_leader(p, r->index, &st) && st.fg_pgrp > 0 && st.fg_pgrp != getpgid(0)) {
+		ret = set_foreground(p, fd, st.fg_pgrp, r->index);
+		if (ret)
+			return ret;
 	}
 	if (r->kind == TTY_DEVTTY)
 		become_dev_tty(p, r, fd);
@@ -1255,4 +1283,5 @@ const struct fs_class fs_tty_class = {
 	.dump = tty_dump,
 	.restore = tty_restore,
 	.restore_in_task = tty_restore_in_task,
+	.restore_before_children = tty_restore_before_children,
 };

@@ -310,6 +310,8 @@ static void test_missing_hook(void)
 	/* an fd table of version 1 has no restore_in_task: never read past it */
 	CHECK(plugins_restore_in_task("missing_hook", "missing", 1, 0) == 0,
 	      "missing_hook: fd table v1, restore_in_task skipped");
+	CHECK(plugins_restore_before_children("missing_hook", "missing", 1, 0) == 0,
+	      "missing_hook: fd table v1, restore_before_children skipped");
 	capture_start(&cap, 1);
 	ret = plugins_list(false);
 	err = capture_end(&cap);

@@ -22,8 +22,7 @@
  * With the argument "fg" a child in a process group of its own is made the
  * foreground group before the dump; after SIGUSR1 the foreground group must
  * be the child's again (then it is taken back for the I/O checks).  The
- * child itself only waits: only the session leader gets the controlling
- * terminal back at restore.
+ * child itself only waits (tty_session checks what the members see).
  */
 #include "fsutil.h"
 
