@@ -7,6 +7,7 @@ SCENARIOS+=(
 	"chain_ps|chain-ps-migrate chain-ps-source-record chain-ps-source-no-restore chain-ps-corrupt-parent chain-ps-missing-parent"
 	"chain_ps_refused|chain-ps-parent-refused"
 	"chain_ps_compress|chain-ps-compressed"
+	"chain_ps_layout|chain-ps-server-prev-dir chain-streamed-parent-needs-ps"
 	"chain_compress|chain-compress-lz4-zstd chain-compress-corrupt-parent"
 )
 
@@ -45,7 +46,7 @@ ch_server() {
 ch_dump() {
 	local cmd=$1 src=$2 dst=$3 port=$4 CKPT=$CKPT WL=$WL
 	shift 4
-	ch_server "$dst" "$port"
+	ch_server "$dst" "$port" ${CH_PS_ARGS:-}
 	((CK_RC == 0)) || { CK_WHY="page-server $CK_WHY"; return; }
 	ch_ns "$CH_SRC"
 	mkdir -p "$src"
@@ -124,6 +125,39 @@ sc_chain_ps() {
 		rm -rf "$D/1"
 		expect_restore_fail chain-ps-missing-parent "$D/3" 'parent.*gone|No such file'
 	fi
+	ns_kill "$CH_SRC" "$CH_DST"
+}
+
+# B lays its directories out differently: page-server --prev-images-dir
+# names the parent on its side; a streamed record is no local parent
+sc_chain_ps_layout() {
+	local CH_SRC= CH_DST= S=$T/src D=$T/dst port=$((20000 + RANDOM % 20000)) name=chain-ps-server-prev-dir
+	local CKPT=$CKPT WL=$WL h1
+	ch_netns || { fail $name "cannot create two joined network namespaces"; ns_kill "$CH_SRC" "$CH_DST"; return; }
+	rm -rf "$S" "$D" "$T/want" "$T/done"
+	ch_ns "$CH_SRC"
+	start_wl mem/memwrite 16 || { fail $name "workload did not get ready"; ns_kill "$CH_SRC" "$CH_DST"; return; }
+	ch_dump pre-dump "$S/1" "$D/first" "$port"
+	((CK_RC == 0)) || { fail $name "pre-dump $CK_WHY: $(stderr_line dump)"; ns_kill "$CH_SRC" "$CH_DST"; return; }
+	h1=$(ch_holder "$S/1")
+	ch_round 1 || { fail $name "round 1 did not finish: $(result_text)"; ns_kill "$CH_SRC" "$CH_DST"; return; }
+	mkdir -p "$S/2"
+	ck local pre-dump -t "$PID" -D "$S/2" -v4 -o dump.log --prev-images-dir ../1
+	if ((CK_RC != 1)) || ! one_line local || ! grep -q 'with --page-server' "$T/local.stderr"; then
+		fail chain-streamed-parent-needs-ps "a local pre-dump against a streamed one: $CK_WHY: $(stderr_line local)"
+	elif ! alive "$h1"; then
+		fail chain-streamed-parent-needs-ps "the refused pre-dump stopped the tracking"
+	else
+		report pass chain-streamed-parent-needs-ps
+	fi
+	CH_PS_ARGS="--prev-images-dir $D/first" ch_dump dump "$S/2" "$D/last" $((port + 1)) --prev-images-dir ../1
+	((CK_RC == 0)) || { fail $name "dump $CK_WHY: $(stderr_line dump)"; ns_kill "$CH_SRC" "$CH_DST"; return; }
+	wait_until 10 gone "$PID" || { fail $name "pid $PID still runs after the dump"; ns_kill "$CH_SRC" "$CH_DST"; return; }
+	[[ $(readlink "$D/last/parent") == "$D/first" ]] ||
+		{ fail $name "dst/last/parent -> $(readlink "$D/last/parent"), want $D/first"; ns_kill "$CH_SRC" "$CH_DST"; return; }
+	ch_ns "$CH_DST"
+	cycle_restore_only $name "$D/last"
+	grep -q 'chain of 1 parent dump' "$D/last/restore.log" || fail $name "the restore did not read through the parent"
 	ns_kill "$CH_SRC" "$CH_DST"
 }
 
