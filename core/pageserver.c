@@ -3,7 +3,10 @@
  * The page server (see pageserver.h): receives a streamed dump into its
  * images directory, checking every image's size and xxh3 on arrival and
  * the whole set against the inventory, which it writes last; in lazy mode
- * it serves the pages of a dump it holds to `ckpt lazy-pages`.
+ * it serves the pages of a dump it holds to `ckpt lazy-pages`.  An
+ * incremental dump has it link `parent` first and check, down the chain,
+ * that each level is the dump its child was made against, so a missing or
+ * replaced parent fails the dump before anything is frozen.
  */
 #include <arpa/inet.h>
 #include <endian.h>

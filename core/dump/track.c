@@ -21,6 +21,12 @@
  * closes, on `ckpt pre-dump --cleanup -D DIR`, when every tracked task has
  * exited, or after TRACK_TIMEOUT.
  *
+ * Through a page server the pages of every dump of the chain are on the
+ * other side; the sending -D keeps what the next dump reads here: the page
+ * maps and the inventory it sent (image.h, IMG_SENT_INVENTORY).  The
+ * server is asked to link and check the parent before the holder hands
+ * over, so a refusal leaves the tracking in place.
+ *
  * A page is referenced from the parent chain only when it is present now,
  * was not written since the parent, its mapping was registered since the
  * parent (PM_SCAN_CHECK_WPASYNC: a mapping made later, or moved by mremap,
