@@ -40,6 +40,7 @@ static struct {
 	struct img_record_entry *written;
 	size_t nwritten, cap;
 	int open_writers;
+	bool keep_sent; /* streaming: keep the chain's record here too */
 } store = { .dirfd = -1, .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* ---- plain fd helpers ----------------------------------------------------- */
@@ -269,6 +270,17 @@ int img_store_dirfd(void)
 	return store.dirfd;
 }
 
+void img_store_keep_sent(bool on)
+{
+	store.keep_sent = on;
+}
+
+bool img_kept_when_sent(const char *name)
+{
+	return !strcmp(name, "pstree.img") || !strncmp(name, "mm-", 3) ||
+	       !strncmp(name, "pagemap-", 8);
+}
+
 uint64_t img_hash_buf(const void *buf, size_t len)
 {
 	return ckpt_xxh3(buf, len);
@@ -285,6 +297,7 @@ struct wfile {
 	XXH3_state_t *xxh;
 	char *name;
 	uint32_t remote_id; /* streamed to a page server instead of a file */
+	int keep_fd;        /* streamed and also kept here (img_store_keep_sent) */
 };
 
 static int wf_open(struct wfile *w, const char *name)
@@ -293,6 +306,7 @@ static int wf_open(struct wfile *w, const char *name)
 
 	memset(w, 0, sizeof(*w));
 	w->fd = -1;
+	w->keep_fd = -1;
 	ret = check_name(name);
 	if (ret)
 		return ret;
@@ -306,9 +320,22 @@ static int wf_open(struct wfile *w, const char *name)
 	}
 	XXH3_64bits_reset(w->xxh);
 	if (ps_client_active()) {
+		if (store.keep_sent && img_kept_when_sent(name)) {
+			w->keep_fd = openat(store.dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+					    0600);
+			if (w->keep_fd < 0) {
+				ret = -errno;
+				pr_err("image", "cannot create image %s/%s: %s", dir_name(), name,
+				       strerror(-ret));
+				goto err;
+			}
+		}
 		ret = ps_client_open(name, &w->remote_id);
-		if (ret)
+		if (ret) {
+			if (w->keep_fd >= 0)
+				close(w->keep_fd);
 			goto err;
+		}
 		__atomic_fetch_add(&store.open_writers, 1, __ATOMIC_RELAXED);
 		return 0;
 	}
@@ -344,6 +371,14 @@ static int wf_direct(struct wfile *w, const void *p, size_t n)
 
 	ckpt_xxh3_update(w->xxh, p, n);
 	ret = w->remote_id ? ps_client_data(w->remote_id, p, n) : write_all(w->fd, p, n);
+	if (!ret && w->keep_fd >= 0) {
+		ret = write_all(w->keep_fd, p, n);
+		if (ret) {
+			pr_err("image", "cannot write image %s/%s: %s", dir_name(), w->name,
+			       strerror(-ret));
+			w->err = ret;
+		}
+	}
 	if (ret)
 		return wf_fail(w, ret);
 	w->flushed += n;
@@ -391,6 +426,11 @@ static int wf_close(struct wfile *w, const char *type)
 	size = w->flushed;
 	hash = XXH3_64bits_digest(w->xxh);
 	if (w->remote_id) {
+		if (w->keep_fd >= 0 && close(w->keep_fd) && !ret) {
+			ret = -errno;
+			pr_err("image", "cannot write image %s/%s: %s", dir_name(), w->name,
+			       strerror(-ret));
+		}
 		if (!ret)
 			ret = ps_client_close(w->remote_id, type, size, hash);
 	} else if (close(w->fd) && !ret) {
@@ -926,10 +966,14 @@ unlock:
 		goto out;
 	}
 
+	const char *name = INVENTORY_NAME;
 	if (ps_client_active()) {
 		/* last frame of the stream; the server checks the set */
 		ret = ps_client_inventory(file, total);
-		goto out;
+		if (ret || !store.keep_sent)
+			goto out;
+		/* the same bytes: the next dump of the chain names their hash */
+		name = IMG_SENT_INVENTORY;
 	}
 	/* a temp name and rename: a dump cut short never leaves a valid one */
 	fd = openat(store.dirfd, INVENTORY_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -940,20 +984,23 @@ unlock:
 	ret = write_all(fd, file, total);
 	if (close(fd) && !ret)
 		ret = -errno;
-	if (!ret && renameat(store.dirfd, INVENTORY_TMP, store.dirfd, INVENTORY_NAME))
+	if (!ret && renameat(store.dirfd, INVENTORY_TMP, store.dirfd, name))
 		ret = -errno;
 	if (ret)
 		unlinkat(store.dirfd, INVENTORY_TMP, 0);
 fail:
 	if (ret)
-		pr_err("image", "cannot write %s/%s: %s", dir_name(), INVENTORY_NAME, strerror(-ret));
+		pr_err("image", "cannot write %s/%s: %s", dir_name(), name, strerror(-ret));
 out:
 	free(file);
 	return ret;
 }
 
-/* Read and check inventory.img itself.  -ENOENT is not logged. */
-static int inventory_load(Ckpt__Inventory **out)
+/* Read and check an inventory itself (name in dirfd, shown as dname);
+ * *hash: the xxh3 of the whole file, what a child dump names its parent
+ * by.  -ENOENT is not logged. */
+static int inventory_load_at(int dirfd, const char *dname, const char *name,
+			     Ckpt__Inventory **out, uint64_t *hash)
 {
 	unsigned char *file = NULL;
 	struct img_header h;
@@ -965,13 +1012,13 @@ static int inventory_load(Ckpt__Inventory **out)
 	size_t size;
 	int fd, ret;
 
-	if (store.dirfd < 0)
+	if (dirfd < 0)
 		return -EBADF;
-	fd = openat(store.dirfd, INVENTORY_NAME, O_RDONLY | O_CLOEXEC);
+	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		ret = -errno;
 		if (ret != -ENOENT)
-			pr_err("image", "cannot open %s/%s: %s", dir_name(), INVENTORY_NAME,
+			pr_err("image", "cannot open %s/%s: %s", dname, name,
 			       strerror(-ret));
 		return ret;
 	}
@@ -982,7 +1029,7 @@ static int inventory_load(Ckpt__Inventory **out)
 	if (st.st_size < (off_t)(HDR_SIZE + 4 + 8) ||
 	    st.st_size > (off_t)(HDR_SIZE + 4 + IMG_MAX_RECORD + 8)) {
 		pr_err("image", "%s/%s is truncated or corrupted (%lld bytes): dump again",
-		       dir_name(), INVENTORY_NAME, (long long)st.st_size);
+		       dname, name, (long long)st.st_size);
 		ret = -EBADMSG;
 		goto out;
 	}
@@ -998,21 +1045,21 @@ static int inventory_load(Ckpt__Inventory **out)
 		goto io_err;
 	}
 	if ((size_t)r != size) {
-		pr_err("image", "%s/%s shrank while read", dir_name(), INVENTORY_NAME);
+		pr_err("image", "%s/%s shrank while read", dname, name);
 		ret = -EBADMSG;
 		goto out;
 	}
 	memcpy(&h, file, HDR_SIZE);
 	if (le32toh(h.magic) != IMG_MAGIC) {
 		pr_err("image", "%s/%s is not a ckpt inventory (bad magic): not a ckpt dump directory",
-		       dir_name(), INVENTORY_NAME);
+		       dname, name);
 		ret = -EBADMSG;
 		goto out;
 	}
 	memcpy(&le64, file + size - 8, 8);
 	if (le64toh(le64) != ckpt_xxh3(file, size - 8)) {
 		pr_err("image", "%s/%s is corrupted (checksum mismatch): the dump cannot be trusted",
-		       dir_name(), INVENTORY_NAME);
+		       dname, name);
 		ret = -EBADMSG;
 		goto out;
 	}
@@ -1021,32 +1068,45 @@ static int inventory_load(Ckpt__Inventory **out)
 		goto out;
 	memcpy(&le32, file + HDR_SIZE, 4);
 	if (le32toh(le32) != size - HDR_SIZE - 4 - 8) {
-		pr_err("image", "%s/%s is corrupted (bad record length)", dir_name(), INVENTORY_NAME);
+		pr_err("image", "%s/%s is corrupted (bad record length)", dname, name);
 		ret = -EBADMSG;
 		goto out;
 	}
 	inv = ckpt__inventory__unpack(NULL, size - HDR_SIZE - 4 - 8, file + HDR_SIZE + 4);
 	if (!inv) {
-		pr_err("image", "%s/%s is corrupted (does not decode)", dir_name(), INVENTORY_NAME);
+		pr_err("image", "%s/%s is corrupted (does not decode)", dname, name);
 		ret = -EBADMSG;
 		goto out;
 	}
 	if (inv->has_format_version && inv->format_version > IMG_FORMAT_VERSION_CHAIN) {
 		pr_err("image", "%s was written in image format %u, this ckpt reads up to %u: use a newer ckpt",
-		       dir_name(), inv->format_version, IMG_FORMAT_VERSION_CHAIN);
+		       dname, inv->format_version, IMG_FORMAT_VERSION_CHAIN);
 		ckpt__inventory__free_unpacked(inv, NULL);
 		ret = -EPROTONOSUPPORT;
 		goto out;
 	}
+	if (hash)
+		*hash = XXH3_64bits(file, size);
 	*out = inv;
 	ret = 0;
 	goto out;
 io_err:
-	pr_err("image", "cannot read %s/%s: %s", dir_name(), INVENTORY_NAME, strerror(-ret));
+	pr_err("image", "cannot read %s/%s: %s", dname, name, strerror(-ret));
 out:
 	free(file);
 	close(fd);
 	return ret;
+}
+
+static int inventory_load(Ckpt__Inventory **out)
+{
+	return inventory_load_at(store.dirfd, dir_name(), INVENTORY_NAME, out, NULL);
+}
+
+int img_inventory_load_at(int dirfd, const char *dname, const char *name,
+			  Ckpt__Inventory **out, uint64_t *hash)
+{
+	return inventory_load_at(dirfd, dname, name, out, hash);
 }
 
 int img_inventory_read(Ckpt__Inventory **out)
@@ -1129,7 +1189,10 @@ int img_inventory_verify(Ckpt__Inventory **out)
 	int ret;
 
 	ret = inventory_load(&inv);
-	if (ret == -ENOENT)
+	if (ret == -ENOENT && !faccessat(store.dirfd, IMG_SENT_INVENTORY, F_OK, 0))
+		pr_err("restore", "%s only keeps the page maps of a dump streamed to a page server: restore from the page server's directory",
+		       dir_name());
+	else if (ret == -ENOENT)
 		pr_err("restore", "%s/%s is missing: not a complete ckpt dump (was the dump interrupted?)",
 		       dir_name(), INVENTORY_NAME);
 	if (ret)
@@ -1142,6 +1205,39 @@ int img_inventory_verify(Ckpt__Inventory **out)
 		goto out;
 	}
 	for (size_t i = 0; i < inv->n_images; i++) {
+		ret = verify_image(inv->images[i], buf, xs);
+		if (ret)
+			goto out;
+	}
+	*out = inv;
+	inv = NULL;
+out:
+	if (inv)
+		ckpt__inventory__free_unpacked(inv, NULL);
+	XXH3_freeState(xs);
+	free(buf);
+	return ret;
+}
+
+int img_sent_verify(Ckpt__Inventory **out, uint64_t *hash)
+{
+	Ckpt__Inventory *inv = NULL;
+	XXH3_state_t *xs = NULL;
+	unsigned char *buf = NULL;
+	int ret;
+
+	ret = inventory_load_at(store.dirfd, dir_name(), IMG_SENT_INVENTORY, &inv, hash);
+	if (ret)
+		return ret;
+	buf = malloc(HASH_CHUNK);
+	xs = XXH3_createState();
+	if (!buf || !xs) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < inv->n_images; i++) {
+		if (!inv->images[i]->name || !img_kept_when_sent(inv->images[i]->name))
+			continue;
 		ret = verify_image(inv->images[i], buf, xs);
 		if (ret)
 			goto out;

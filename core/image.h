@@ -111,4 +111,24 @@ int img_inventory_read(struct Ckpt__Inventory **out);
 
 uint64_t img_hash_buf(const void *buf, size_t len);
 
+/* Load and check inventory name in dirfd (shown as dname) without the
+ * store; *hash (may be NULL): xxh3 of the whole file, by which a child
+ * dump names its parent.  -ENOENT is not logged. */
+int img_inventory_load_at(int dirfd, const char *dname, const char *name,
+			  struct Ckpt__Inventory **out, uint64_t *hash);
+
+/*
+ * A dump of a pre-dump chain streamed to a page server keeps, in its local
+ * -D, what the next dump of the chain reads to decide which pages the
+ * parent holds: pstree.img, mm-*.img, pagemap-*.img (the very bytes sent)
+ * and, once the server verified the set, the inventory that was sent,
+ * under IMG_SENT_INVENTORY (never inventory.img: the directory is no
+ * dump; its pages are on the other side).
+ */
+#define IMG_SENT_INVENTORY "sent-inventory.img"
+void img_store_keep_sent(bool on);
+bool img_kept_when_sent(const char *name);
+/* Verify IMG_SENT_INVENTORY of the open store and the images kept with it. */
+int img_sent_verify(struct Ckpt__Inventory **out, uint64_t *hash);
+
 #endif

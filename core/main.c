@@ -52,7 +52,8 @@ static void usage(FILE *f)
 		"  -d, --restore-detached  restore: return once the process runs (else wait for it\n"
 		"                          and exit with its status)\n"
 		"      --prev-images-dir D dump, pre-dump: save only the pages changed since the\n"
-		"                          (pre-)dump in D (relative paths: from the -D directory)\n"
+		"                          (pre-)dump in D (relative paths: from the -D directory);\n"
+		"                          page-server: link the parent of an incremental dump to D\n"
 		"      --track-mem         dump -R: keep tracking writes for a later dump\n"
 		"      --cleanup           pre-dump: stop the tracking left for DIR\n"
 		"      --pidfile FILE      restore: write the restored PID to FILE\n"
@@ -78,8 +79,9 @@ static void usage(FILE *f)
 		"      --compress[=CODEC[:LEVEL]]  dump: compress the page images (lz4, lz4:fast,\n"
 		"                          zstd, zstd:LEVEL; none); restore detects it by itself\n"
 		"      --json              machine-readable output for show, check and plugins\n"
-		"      --page-server       dump: stream every image to a page server instead of\n"
-		"                          writing DIR; lazy-pages: fetch pages from one\n"
+		"      --page-server       dump, pre-dump: stream every image to a page server\n"
+		"                          instead of writing DIR (a chain keeps its page maps in\n"
+		"                          DIR for the next dump); lazy-pages: fetch pages from one\n"
 		"      --address A         page server address (default 127.0.0.1; page-server:\n"
 		"                          where to listen, default any)\n"
 		"      --port N            page server TCP port\n"
@@ -397,21 +399,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ckpt: --cleanup goes with pre-dump -D DIR\n");
 		return 1;
 	}
-	if ((prev_dir || track_mem) && !is_dump) {
-		fprintf(stderr, "ckpt: --prev-images-dir and --track-mem go with dump and pre-dump\n");
+	if ((prev_dir && !is_dump && !is_ps) || (track_mem && !is_dump)) {
+		fprintf(stderr, "ckpt: --prev-images-dir goes with dump, pre-dump and page-server, --track-mem with dump and pre-dump\n");
 		return 1;
 	}
 	if (track_mem && !is_predump && !leave_running) {
 		fprintf(stderr, "ckpt: dump --track-mem needs -R: tracking a killed tree serves nothing\n");
 		return 1;
 	}
-	/* incremental chains are read raw and from the local parent directory */
-	if ((is_predump || prev_dir || track_mem) && page_server) {
-		fprintf(stderr, "ckpt: pre-dump chains (pre-dump, --prev-images-dir, --track-mem) do not go through --page-server yet; dump to a local directory and copy it\n");
-		return 1;
-	}
-	if ((is_predump || prev_dir || track_mem) && compress && strcmp(compress, "none")) {
-		fprintf(stderr, "ckpt: --compress does not go with pre-dump chains (pre-dump, --prev-images-dir, --track-mem) yet; leave it out\n");
+	if (prev_dir && is_ps && lazy_pages) {
+		fprintf(stderr, "ckpt: page-server --prev-images-dir receives an incremental dump; it does not go with --lazy-pages\n");
 		return 1;
 	}
 	if (is_dump && !have_pid && !cleanup) {
@@ -463,12 +460,6 @@ int main(int argc, char **argv)
 		if (ret)
 			goto out_cfg;
 	}
-	if (is_dump && !compress && cfg.compress && strcmp(cfg.compress, "none") &&
-	    (is_predump || prev_dir || track_mem)) {
-		pr_err("main", "the config file's compress key does not go with pre-dump chains yet; set it to none for them");
-		ret = -EINVAL;
-		goto out_cfg;
-	}
 	ret = plugins_load(&cfg, only);
 	if (ret)
 		goto out_cfg;
@@ -494,7 +485,7 @@ int main(int argc, char **argv)
 		if (!ret)
 			ret = cmd_restore(&o);
 	} else if (is_ps) {
-		struct ps_opts o = { dir, address, port, detach, status_fd, lazy_pages };
+		struct ps_opts o = { dir, address, port, detach, status_fd, lazy_pages, prev_dir };
 		ret = cmd_page_server(&o);
 	} else if (is_lazy) {
 		struct lazy_opts o = { dir, page_server ? (address ? address : "127.0.0.1") : NULL,

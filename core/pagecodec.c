@@ -633,116 +633,153 @@ out:
 	return ret;
 }
 
-/* ---- random access, for pages another task's image holds ---------------- */
+/* ---- random access: shared pages, and the levels of a parent chain ------ */
 
-static struct {
-	pid_t vpid; /* 0: nothing cached */
-	int fd;
+struct pagecodec_index {
+	char name[64];          /* pages-PID.img, for errors */
 	Ckpt__PageBlock **b;
-	size_t nb, cached; /* cached: block in dbuf, or nb */
+	size_t nb, cached;      /* cached: block in dbuf, or nb */
 	char *cbuf, *dbuf;
 	ZSTD_DCtx *dctx;
-} rd;
+};
 
-void pagecodec_pread_end(void)
+void pagecodec_index_free(struct pagecodec_index *ix)
 {
-	if (rd.fd > 0)
-		close(rd.fd);
-	for (size_t i = 0; i < rd.nb; i++)
-		protobuf_c_message_free_unpacked(&rd.b[i]->base, NULL);
-	free(rd.b);
-	free(rd.cbuf);
-	free(rd.dbuf);
-	ZSTD_freeDCtx(rd.dctx);
-	memset(&rd, 0, sizeof(rd));
+	if (!ix)
+		return;
+	for (size_t i = 0; i < ix->nb; i++)
+		protobuf_c_message_free_unpacked(&ix->b[i]->base, NULL);
+	free(ix->b);
+	free(ix->cbuf);
+	free(ix->dbuf);
+	ZSTD_freeDCtx(ix->dctx);
+	free(ix);
 }
 
-static int pread_open(pid_t vpid)
+int pagecodec_index_load(pid_t vpid, struct pagecodec_index **out)
 {
 	char name[64];
+	size_t max = 0;
 	int ret;
 
-	pagecodec_pread_end();
+	*out = NULL;
+	if (!pagecodec_image_compressed(vpid))
+		return 0;
+	struct pagecodec_index *ix = calloc(1, sizeof(*ix));
+	if (!ix)
+		return -ENOMEM;
+	snprintf(ix->name, sizeof(ix->name), "pages-%d.img", vpid);
 	snprintf(name, sizeof(name), "pageblocks-%d.img", vpid);
-	ret = img_load_all(name, &ckpt__page_block__descriptor, (ProtobufCMessage ***)&rd.b, &rd.nb,
-			   false);
+	ret = img_load_all(name, &ckpt__page_block__descriptor, (ProtobufCMessage ***)&ix->b,
+			   &ix->nb, false);
 	if (!ret)
-		ret = check_blocks(name, rd.b, rd.nb);
+		ret = check_blocks(name, ix->b, ix->nb);
 	if (ret)
 		goto fail;
-	snprintf(name, sizeof(name), "pages-%d.img", vpid);
-	rd.fd = img_raw_open(name);
-	if (rd.fd < 0) {
-		ret = rd.fd;
-		rd.fd = 0;
-		goto fail;
-	}
-	rd.cbuf = malloc(FILL_BATCH);
-	rd.dbuf = malloc(FILL_BATCH);
-	rd.dctx = ZSTD_createDCtx();
-	if (!rd.cbuf || !rd.dbuf || !rd.dctx) {
+	for (size_t i = 0; i < ix->nb; i++)
+		if (ix->b[i]->raw_len > max)
+			max = ix->b[i]->raw_len; /* len <= raw_len: checked */
+	ix->cbuf = malloc(max ? max : 1);
+	ix->dbuf = malloc(max ? max : 1);
+	ix->dctx = ZSTD_createDCtx();
+	if (!ix->cbuf || !ix->dbuf || !ix->dctx) {
 		ret = -ENOMEM;
 		goto fail;
 	}
-	rd.vpid = vpid;
-	rd.cached = rd.nb;
+	ix->cached = ix->nb;
+	*out = ix;
 	return 0;
 fail:
-	pagecodec_pread_end();
+	pagecodec_index_free(ix);
 	return ret;
 }
 
-int pagecodec_pread(pid_t vpid, void *buf, size_t len, uint64_t off)
+int pagecodec_index_pread(struct pagecodec_index *ix, int fd, void *buf, size_t len,
+			  uint64_t off)
 {
 	char *out = buf;
 	int ret;
 
-	if (rd.vpid != vpid) {
-		if (!pagecodec_image_compressed(vpid))
-			return 1;
-		ret = pread_open(vpid);
-		if (ret)
-			return ret;
-	}
 	while (len) {
-		size_t lo = 0, hi = rd.nb;
+		size_t lo = 0, hi = ix->nb;
 		while (lo < hi) { /* first block ending after off */
 			size_t mid = (lo + hi) / 2;
-			if (rd.b[mid]->raw_offset + rd.b[mid]->raw_len <= off)
+			if (ix->b[mid]->raw_offset + ix->b[mid]->raw_len <= off)
 				lo = mid + 1;
 			else
 				hi = mid;
 		}
-		if (lo == rd.nb || rd.b[lo]->raw_offset > off) {
-			pr_err("mem", "pages-%d.img: no block holds offset %llu; the image is corrupted",
-			       vpid, (unsigned long long)off);
+		if (lo == ix->nb || ix->b[lo]->raw_offset > off) {
+			pr_err("mem", "%s: no block holds offset %llu; the image is corrupted", ix->name,
+			       (unsigned long long)off);
 			return -EBADMSG;
 		}
-		const Ckpt__PageBlock *b = rd.b[lo];
-		if (rd.cached != lo) {
-			rd.cached = rd.nb;
-			if (pread(rd.fd, rd.cbuf, b->len, b->offset) != (ssize_t)b->len) {
-				pr_err("mem", "pages-%d.img: cannot read block %zu; the image is truncated",
-				       vpid, lo);
+		const Ckpt__PageBlock *b = ix->b[lo];
+		if (ix->cached != lo) {
+			ix->cached = ix->nb;
+			if (pread(fd, ix->cbuf, b->len, b->offset) != (ssize_t)b->len) {
+				pr_err("mem", "%s: cannot read block %zu; the image is truncated",
+				       ix->name, lo);
 				return -EBADMSG;
 			}
-			ret = decode_block(b, rd.cbuf, rd.dbuf, rd.dctx);
+			ret = decode_block(b, ix->cbuf, ix->dbuf, ix->dctx);
 			if (ret) {
-				pr_err("mem", "pages-%d.img: block %zu does not decompress to its bytes; the image is corrupted",
-				       vpid, lo);
+				pr_err("mem", "%s: block %zu does not decompress to its bytes; the image is corrupted",
+				       ix->name, lo);
 				return ret;
 			}
-			rd.cached = lo;
+			ix->cached = lo;
 		}
 		size_t at = off - b->raw_offset, n = b->raw_len - at;
 		if (n > len)
 			n = len;
-		memcpy(out, rd.dbuf + at, n);
+		memcpy(out, ix->dbuf + at, n);
 		out += n;
 		off += n;
 		len -= n;
 	}
 	return 0;
+}
+
+static struct {
+	pid_t vpid; /* 0: nothing open */
+	int fd;
+	struct pagecodec_index *ix;
+} rd = { .fd = -1 };
+
+void pagecodec_pread_end(void)
+{
+	if (rd.fd >= 0)
+		close(rd.fd);
+	pagecodec_index_free(rd.ix);
+	rd.vpid = 0;
+	rd.fd = -1;
+	rd.ix = NULL;
+}
+
+int pagecodec_pread(pid_t vpid, void *buf, size_t len, uint64_t off)
+{
+	char name[64];
+	int ret;
+
+	if (rd.vpid != vpid) {
+		if (!pagecodec_image_compressed(vpid))
+			return 1;
+		pagecodec_pread_end();
+		ret = pagecodec_index_load(vpid, &rd.ix);
+		if (ret)
+			return ret;
+		snprintf(name, sizeof(name), "pages-%d.img", vpid);
+		rd.fd = img_raw_open(name);
+		if (rd.fd < 0) {
+			ret = rd.fd;
+			rd.fd = -1;
+			pagecodec_pread_end();
+			return ret;
+		}
+		rd.vpid = vpid;
+	}
+	return pagecodec_index_pread(rd.ix, rd.fd, buf, len, off);
 }
 
 /* ---- show ----------------------------------------------------------------- */

@@ -59,6 +59,16 @@ int pagecodec_fill(pid_t hpid, pid_t vpid, Ckpt__PagemapEntry *const *pm, size_t
 int pagecodec_pread(pid_t vpid, void *buf, size_t len, uint64_t off);
 void pagecodec_pread_end(void);
 
+/* The block index of vpid's compressed page image in the open store, for
+ * reads at any offset of its uncompressed stream (the levels of a parent
+ * chain); *out NULL when that image is not compressed.  One reader at a
+ * time: it keeps the last block. */
+struct pagecodec_index;
+int pagecodec_index_load(pid_t vpid, struct pagecodec_index **out);
+int pagecodec_index_pread(struct pagecodec_index *ix, int fd, void *buf, size_t len,
+			  uint64_t off);
+void pagecodec_index_free(struct pagecodec_index *ix);
+
 struct pagecodec_stats {
 	const char *codec; /* of the compressed blocks; "none" when none shrank */
 	uint64_t blocks, raw_bytes, stored_bytes;

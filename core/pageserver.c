@@ -3,12 +3,16 @@
  * The page server (see pageserver.h): receives a streamed dump into its
  * images directory, checking every image's size and xxh3 on arrival and
  * the whole set against the inventory, which it writes last; in lazy mode
- * it serves the pages of a dump it holds to `ckpt lazy-pages`.
+ * it serves the pages of a dump it holds to `ckpt lazy-pages`.  An
+ * incremental dump has it link `parent` first and check, down the chain,
+ * that each level is the dump its child was made against, so a missing or
+ * replaced parent fails the dump before anything is frozen.
  */
 #include <arpa/inet.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -231,15 +235,12 @@ int ps_client_close(uint32_t id, const char *type, uint64_t size, uint64_t xxh3)
 	return client_send(PS_CLOSE, id, &c, sizeof(c), NULL, 0, "image data");
 }
 
-int ps_client_inventory(const void *buf, size_t len)
+/* The server's REPLY to what was just sent: 0, or its error (logged). */
+static int client_verdict(const char *what, const char *ok_fmt_what)
 {
-	int ret = client_send(PS_INVENTORY, 0, buf, len, NULL, 0, "the inventory");
-	if (ret)
-		return ret;
-	/* the dump succeeds only when the other side has checked everything */
 	struct ps_frame f;
 	int32_t status;
-	ret = recv_frame(cl.fd, &f);
+	int ret = recv_frame(cl.fd, &f);
 	if (!ret && (f.cmd != PS_REPLY || f.len < 4 || f.len > 4096))
 		ret = -EBADMSG;
 	char text[4097] = "";
@@ -247,17 +248,36 @@ int ps_client_inventory(const void *buf, size_t len)
 		ret = recv_all(cl.fd, &status, 4);
 	if (!ret)
 		ret = recv_all(cl.fd, text, f.len - 4);
-	if (ret)
-		return client_fail(ret, "the inventory (no verdict came back)");
+	if (ret) {
+		char w[128];
+		snprintf(w, sizeof(w), "%s (no verdict came back)", what);
+		return client_fail(ret, w);
+	}
 	text[f.len - 4] = 0;
 	status = (int32_t)le32toh((uint32_t)status);
 	if (status) {
-		pr_err("page-server", "the page server at %s rejected the images: %s", cl.peer, text);
+		pr_err("page-server", "the page server at %s rejected %s: %s", cl.peer, what, text);
 		cl.err = status < 0 ? status : -EIO;
 		return cl.err;
 	}
-	pr_info("page-server", "the page server at %s verified the images: %s", cl.peer, text);
+	pr_info("page-server", "the page server at %s %s: %s", cl.peer, ok_fmt_what, text);
 	return 0;
+}
+
+int ps_client_parent(const char *link, uint64_t hash)
+{
+	struct ps_parent p = { htole64(hash) };
+	int ret = client_send(PS_PARENT, 0, &p, sizeof(p), link, strlen(link), "the parent link");
+	return ret ? ret : client_verdict("the parent dump", "linked the parent dump");
+}
+
+int ps_client_inventory(const void *buf, size_t len)
+{
+	int ret = client_send(PS_INVENTORY, 0, buf, len, NULL, 0, "the inventory");
+	if (ret)
+		return ret;
+	/* the dump succeeds only when the other side has checked everything */
+	return client_verdict("the images", "verified the images");
 }
 
 int ps_get_pages(int fd, uint32_t pid, uint64_t off, void *buf, uint64_t len)
@@ -301,6 +321,9 @@ struct rx {
 	uint64_t bytes;
 	size_t ndone;
 	unsigned char *buf;
+	const char *prev_dir;  /* page-server --prev-images-dir */
+	bool parent_set;       /* `parent` linked and checked for this dump */
+	uint64_t parent_hash;
 };
 
 static bool name_ok(const char *n)
@@ -428,6 +451,94 @@ static int rx_close(struct rx *rx, const struct ps_frame *f, int sock)
 	return 0;
 }
 
+#define CHAIN_MAX 64
+
+/* dirfd/parent must lead to the dump whose inventory hashes to want, and
+ * so on down the chain: each level's inventory intact and the very one its
+ * child was made against (their images were checked when they arrived; a
+ * restore checks them all again). */
+static int check_chain(int dirfd, const char *dir, uint64_t want, char *why, size_t whylen)
+{
+	char path[PATH_MAX];
+	int fd = dup(dirfd), ret = 0;
+	snprintf(path, sizeof(path), "%s", dir);
+	for (int depth = 0; fd >= 0; depth++) {
+		Ckpt__Inventory *inv = NULL;
+		uint64_t hash = 0;
+		char next[PATH_MAX];
+		snprintf(next, sizeof(next), "%.*s/parent", PATH_MAX - 8, path);
+		int pfd = openat(fd, "parent", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		close(fd);
+		fd = -1;
+		if (pfd < 0) {
+			ret = -errno;
+			snprintf(why, whylen, "%.300s: %s on this side; start the page server with --prev-images-dir naming the previous dump of the chain here",
+				 next, strerror(errno));
+			break;
+		}
+		snprintf(path, sizeof(path), "%s", next);
+		ret = depth >= CHAIN_MAX ? -ELOOP
+					 : img_inventory_load_at(pfd, path, "inventory.img", &inv, &hash);
+		if (ret) {
+			snprintf(why, whylen, "%.300s holds no intact dump (%s): the chain on this side is broken",
+				 path, ret == -ENOENT ? "no inventory.img" :
+				 ret == -ELOOP ? "the chain loops" : strerror(-ret));
+			close(pfd);
+			break;
+		}
+		if (hash != want) {
+			snprintf(why, whylen, "%.300s is not the dump the source made this one against (its inventory differs): the chain on this side was replaced or modified",
+				 path);
+			ret = -EBADMSG;
+		} else if (inv->has_parent_inventory_xxh3) {
+			want = inv->parent_inventory_xxh3;
+			fd = pfd;
+			pfd = -1;
+		}
+		ckpt__inventory__free_unpacked(inv, NULL);
+		if (pfd >= 0)
+			close(pfd);
+		if (ret)
+			break;
+	}
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/* An incremental dump: link `parent` and check the chain before any image
+ * comes (the dump has frozen nothing yet). */
+static int rx_parent(struct rx *rx, const struct ps_frame *f, int sock, char *why, size_t whylen)
+{
+	struct ps_parent p;
+	char link[PATH_MAX];
+	if (f->len <= sizeof(p) || f->len - sizeof(p) >= sizeof(link) || rx->parent_set)
+		return -EBADMSG;
+	int ret = recv_all(sock, &p, sizeof(p));
+	if (!ret)
+		ret = recv_all(sock, link, f->len - sizeof(p));
+	if (ret)
+		return ret;
+	link[f->len - sizeof(p)] = 0;
+	const char *target = rx->prev_dir ? rx->prev_dir : link;
+	unlinkat(rx->dirfd, "parent", 0);
+	if (symlinkat(target, rx->dirfd, "parent")) {
+		ret = -errno;
+		snprintf(why, whylen, "cannot create the parent link %.300s/parent: %s", rx->dir,
+			 strerror(errno));
+		return ret;
+	}
+	ret = check_chain(rx->dirfd, rx->dir, le64toh(p.xxh3), why, whylen);
+	if (ret) {
+		unlinkat(rx->dirfd, "parent", 0);
+		return ret;
+	}
+	rx->parent_set = true;
+	rx->parent_hash = le64toh(p.xxh3);
+	snprintf(why, whylen, "%.200s/parent -> %.200s", rx->dir, target);
+	return 0;
+}
+
 /* The inventory: its own checksum, then every image it lists must have
  * arrived with that size and xxh3.  Written last, by rename. */
 static int rx_inventory(struct rx *rx, const struct ps_frame *f, int sock, char *why,
@@ -458,6 +569,17 @@ static int rx_inventory(struct rx *rx, const struct ps_frame *f, int sock, char 
 		snprintf(why, whylen, "inventory.img does not decode");
 		ret = -EBADMSG;
 		goto out;
+	}
+	if (inv->has_parent_inventory_xxh3 &&
+	    (!rx->parent_set || rx->parent_hash != inv->parent_inventory_xxh3)) {
+		snprintf(why, whylen, "the dump refers to a parent dump that was not linked and checked here");
+		ret = -EBADMSG;
+		goto out;
+	}
+	if (!inv->has_parent_inventory_xxh3 && rx->parent_set) {
+		/* it saved all memory after all */
+		unlinkat(rx->dirfd, "parent", 0);
+		rx->parent_set = false;
 	}
 	for (size_t i = 0; i < inv->n_images; i++) {
 		const Ckpt__ImageRef *r = inv->images[i];
@@ -516,15 +638,17 @@ static void rx_free(struct rx *rx)
 
 static int serve_dump(int sock, const char *peer, const struct ps_opts *o)
 {
-	struct rx rx = { .dirfd = img_store_dirfd(), .dir = o->dir };
+	struct rx rx = { .dirfd = img_store_dirfd(), .dir = o->dir, .prev_dir = o->prev_dir };
 	char why[512] = "";
 	int ret = 0;
 
 	rx.buf = malloc(RX_CHUNK);
 	if (!rx.buf)
 		return -ENOMEM;
-	/* until the new inventory lands, the directory is no dump */
+	/* until the new inventory lands, the directory is no dump; a parent
+	 * is linked only when this dump asks for one */
 	unlinkat(rx.dirfd, "inventory.img", 0);
+	unlinkat(rx.dirfd, "parent", 0);
 	for (;;) {
 		struct ps_frame f;
 		ret = recv_frame(sock, &f);
@@ -539,6 +663,19 @@ static int serve_dump(int sock, const char *peer, const struct ps_opts *o)
 			break;
 		case PS_CLOSE:
 			ret = rx_close(&rx, &f, sock);
+			break;
+		case PS_PARENT:
+			ret = rx_parent(&rx, &f, sock, why, sizeof(why));
+			if (ret && !why[0])
+				break;
+			if (ret) {
+				pr_err("page-server", "the incremental dump from %s cannot go on: %s", peer, why);
+				reply(sock, ret, why);
+				goto out;
+			}
+			pr_info("page-server", "parent of the dump from %s: %s", peer, why);
+			ret = reply(sock, 0, why);
+			why[0] = 0;
 			break;
 		case PS_INVENTORY:
 			ret = rx_inventory(&rx, &f, sock, why, sizeof(why));

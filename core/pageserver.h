@@ -15,6 +15,13 @@
  *   INVENTORY payload = inventory.img the last image; the server checks every
  *                                     listed image, then answers REPLY
  *   REPLY payload: int32 status, text (the server's verdict)
+ *   PARENT payload ps_parent + link   the dump is incremental: the server
+ *                                     links `parent` in its directory (to
+ *                                     its own --prev-images-dir if given,
+ *                                     else to the link text), checks that
+ *                                     the chain there ends in the dump of
+ *                                     that inventory hash, and answers
+ *                                     REPLY before any image is sent
  * In lazy mode (page-server --lazy-pages) the server answers
  *   GET   payload ps_get              with DATA id 0: bytes of a pages image
  */
@@ -34,6 +41,7 @@ enum ps_cmd {
 	PS_INVENTORY = 4,
 	PS_REPLY = 5,
 	PS_GET = 6,
+	PS_PARENT = 7,
 };
 
 struct ps_frame {
@@ -50,6 +58,11 @@ struct ps_close {
 	char type[48];
 };
 
+struct ps_parent {
+	uint64_t xxh3; /* of the parent's inventory.img */
+	/* then the link text, not NUL-terminated */
+};
+
 struct ps_get {
 	uint32_t pid;  /* pages-PID.img */
 	uint32_t pad;
@@ -64,6 +77,7 @@ struct ps_opts {
 	bool daemon;
 	int status_fd;       /* -1: none */
 	bool lazy;           /* serve pages of a dump in dir to lazy-pages */
+	const char *prev_dir; /* the `parent` link of an incremental dump; NULL: as sent */
 };
 
 int cmd_page_server(const struct ps_opts *o);
@@ -75,6 +89,9 @@ bool ps_client_active(void);
 int ps_client_open(const char *name, uint32_t *id);
 int ps_client_data(uint32_t id, const void *buf, size_t len);
 int ps_client_close(uint32_t id, const char *type, uint64_t size, uint64_t xxh3);
+/* An incremental dump: have the server link and check its parent
+ * (link: the dump's --prev-images-dir; hash: of the parent's inventory). */
+int ps_client_parent(const char *link, uint64_t hash);
 /* Send inventory.img and wait for the server's verdict. */
 int ps_client_inventory(const void *buf, size_t len);
 void ps_client_disconnect(void);

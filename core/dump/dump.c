@@ -535,6 +535,7 @@ int cmd_dump(const struct dump_opts *o)
 		return ret;
 	}
 	unlinkat(img_store_dirfd(), "inventory.img", 0);
+	unlinkat(img_store_dirfd(), IMG_SENT_INVENTORY, 0);
 	ret = track_link_parent();
 	if (ret)
 		goto fail;
@@ -652,6 +653,7 @@ fail:
 		plugins_dump_released(o->pid, 0);
 	plugins_set_tree(NULL, 0);
 	unlinkat(img_store_dirfd(), "inventory.img", 0);
+	unlinkat(img_store_dirfd(), IMG_SENT_INVENTORY, 0);
 	free_tree(&tr);
 	img_store_close();
 	pr_info("dump", "dump of PID %d failed; the tree was left running", o->pid);

@@ -21,6 +21,12 @@
  * closes, on `ckpt pre-dump --cleanup -D DIR`, when every tracked task has
  * exited, or after TRACK_TIMEOUT.
  *
+ * Through a page server the pages of every dump of the chain are on the
+ * other side; the sending -D keeps what the next dump reads here: the page
+ * maps and the inventory it sent (image.h, IMG_SENT_INVENTORY).  The
+ * server is asked to link and check the parent before the holder hands
+ * over, so a refusal leaves the tracking in place.
+ *
  * A page is referenced from the parent chain only when it is present now,
  * was not written since the parent, its mapping was registered since the
  * parent (PM_SCAN_CHECK_WPASYNC: a mapping made later, or moved by mremap,
@@ -51,6 +57,7 @@
 #include "image.h"
 #include "kernel.h"
 #include "log.h"
+#include "pageserver.h"
 #include "pagemap.pb-c.h"
 #include "pstree.pb-c.h"
 #include "track.h"
@@ -90,6 +97,7 @@ static struct {
 	char link[PATH_MAX];    /* the `parent` link's target */
 	char path[PATH_MAX];    /* the parent directory, as we open it */
 	uint64_t parent_hash;
+	bool parent_sent;       /* the parent went to a page server: only its record is here */
 	struct parent_task *pt;
 	size_t npt;
 	struct track_ctx *c;
@@ -211,10 +219,25 @@ static int load_parent(void)
 	int ret = img_store_open(tk.path, false);
 	if (ret)
 		return ret;
-	ret = img_inventory_verify(&inv); /* its error names the parent's image */
-	if (ret)
+	/* a dump streamed to a page server left only its record here */
+	tk.parent_sent = faccessat(img_store_dirfd(), "inventory.img", F_OK, 0) &&
+			 !faccessat(img_store_dirfd(), IMG_SENT_INVENTORY, F_OK, 0);
+	if (tk.parent_sent && !ps_client_active()) {
+		pr_err("track", "--prev-images-dir %s holds the record of a dump streamed to a page server (its pages are there): dump with --page-server to that server too",
+		       tk.path);
+		ret = -EINVAL;
 		goto out;
-	ret = read_inventory_hash(&tk.parent_hash);
+	}
+	if (tk.parent_sent) {
+		ret = img_sent_verify(&inv, &tk.parent_hash); /* its error names the image */
+		if (ret)
+			goto out;
+	} else {
+		ret = img_inventory_verify(&inv); /* its error names the parent's image */
+		if (ret)
+			goto out;
+		ret = read_inventory_hash(&tk.parent_hash);
+	}
 	if (!ret)
 		ret = img_load_all("pstree.img", &ckpt__pstree_entry__descriptor,
 				   (ProtobufCMessage ***)&pst, &npst, false);
@@ -616,6 +639,8 @@ int track_begin(const struct dump_opts *o)
 {
 	tk.predump = o->pre_dump;
 	tk.on = o->pre_dump || o->track_mem;
+	/* streamed: the next dump of the chain reads this one's record here */
+	img_store_keep_sent(tk.on && ps_client_active());
 	if (!o->prev_dir)
 		return 0;
 	int ret = resolve_prev(o->dir, o->prev_dir);
@@ -624,6 +649,13 @@ int track_begin(const struct dump_opts *o)
 	ret = load_parent();
 	if (ret)
 		return ret;
+	/* the pages it leaves out must be on the other side too: asked before
+	 * the uffds are taken, so a refusal leaves the tracking as it was */
+	if (ps_client_active()) {
+		ret = ps_client_parent(tk.link, tk.parent_hash);
+		if (ret)
+			return ret;
+	}
 	if (!take_from_holder()) {
 		pr_warn("track", "the memory of the tree was not tracked since %s (no holder: it timed out, was cleaned up, or the previous run did not track): this dump saves all memory",
 			tk.path);

@@ -20,6 +20,7 @@
 
 #include "image.h"
 #include "log.h"
+#include "pagecodec.h"
 #include "restore.h"
 
 #define CHAIN_MAX 64
@@ -28,6 +29,7 @@ struct level_task {
 	Ckpt__PagemapEntry **pm; /* sorted by vaddr */
 	size_t npm;
 	int pages_fd;            /* ours, -1 when the level has none for the task */
+	struct pagecodec_index *ix; /* its block index when compressed */
 };
 
 struct level {
@@ -70,7 +72,10 @@ static int load_level(struct level *lv, const char *child, const struct rst_tree
 {
 	Ckpt__Inventory *inv = NULL;
 	uint64_t hash = 0;
-	int ret = img_store_open(lv->dir, false);
+	struct stat st;
+	int ret = stat(lv->dir, &st) ? -errno : 0;
+	if (!ret)
+		ret = img_store_open(lv->dir, false);
 	if (ret) {
 		pr_err("restore", "%s/parent: the images it was dumped against are gone: %s", child,
 		       strerror(-ret));
@@ -123,6 +128,11 @@ static int load_level(struct level *lv, const char *child, const struct rst_tree
 			l->pages_fd = -1;
 			goto out;
 		}
+		/* offsets are of the uncompressed stream: read through the blocks */
+		if (l->npm)
+			ret = pagecodec_index_load(tr->t[i].pid, &l->ix);
+		if (ret)
+			goto out;
 	}
 out:
 	if (inv)
@@ -289,6 +299,7 @@ int restore_chain_load(const Ckpt__Inventory *inv, struct rst_tree *tr)
 			goto out;
 		snprintf(child, sizeof(child), "%s", lv[nlv - 1].dir);
 	}
+	ret = img_store_open(top, false); /* the dump's own images next */
 	for (size_t i = 0; i < tr->n && !ret; i++) {
 		struct rst_task *t = &tr->t[i];
 		if (t->zombie)
@@ -298,15 +309,19 @@ int restore_chain_load(const Ckpt__Inventory *inv, struct rst_tree *tr)
 			break;
 		t->chain_fd = calloc(nlv + 1, sizeof(int));
 		t->chain_host_fd = calloc(nlv + 1, sizeof(int));
-		if (!t->chain_fd || !t->chain_host_fd) {
+		t->chain_ix = calloc(nlv + 1, sizeof(*t->chain_ix));
+		if (!t->chain_fd || !t->chain_host_fd || !t->chain_ix) {
 			ret = -ENOMEM;
 			break;
 		}
 		t->nchain = nlv + 1;
 		t->chain_host_fd[0] = -1;
+		ret = pagecodec_index_load(t->pid, &t->chain_ix[0]);
 		for (size_t k = 0; k < nlv; k++) {
 			t->chain_host_fd[k + 1] = lv[k].lt[i].pages_fd;
 			lv[k].lt[i].pages_fd = -1;
+			t->chain_ix[k + 1] = lv[k].lt[i].ix;
+			lv[k].lt[i].ix = NULL;
 		}
 	}
 	if (!ret)
@@ -322,6 +337,7 @@ out:
 			free(l->pm);
 			if (l->pages_fd >= 0)
 				close(l->pages_fd);
+			pagecodec_index_free(l->ix);
 		}
 		free(lv[k].lt);
 	}
@@ -336,6 +352,10 @@ void restore_chain_free(struct rst_task *t)
 	for (size_t k = 0; t->chain_host_fd && k < t->nchain; k++)
 		if (t->chain_host_fd[k] >= 0)
 			close(t->chain_host_fd[k]);
+	for (size_t k = 0; t->chain_ix && k < t->nchain; k++)
+		pagecodec_index_free(t->chain_ix[k]);
+	free(t->chain_ix);
+	t->chain_ix = NULL;
 	free(t->chain_host_fd);
 	free(t->chain_fd);
 	free(t->pm_level);

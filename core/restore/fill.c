@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "pagecodec.h"
 #include "progress.h"
 #include "restore.h"
 
@@ -81,7 +82,15 @@ static int read_chunk(struct fill_job *j, struct fill_chunk *c, size_t *pi, uint
 		uint64_t len = e->nr_pages * 4096 - *part;
 		if (len > FILL_BUF - c->len)
 			len = FILL_BUF - c->len;
-		for (uint64_t got = 0; got < len;) {
+		struct pagecodec_index *ix = t->chain_ix ? t->chain_ix[lvl] : NULL;
+		if (ix) {
+			/* a compressed level of a parent chain */
+			int ret = pagecodec_index_pread(ix, j->fds[lvl], c->buf + c->len, len,
+							e->offset + *part);
+			if (ret)
+				return ret;
+		}
+		for (uint64_t got = ix ? len : 0; got < len;) {
 			ssize_t r = pread(j->fds[lvl], c->buf + c->len + got, len - got,
 					  (off_t)(e->offset + *part + got));
 			if (r < 0 && errno == EINTR)

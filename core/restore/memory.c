@@ -211,16 +211,20 @@ static int fill_pages(struct rst_task *t, struct inject *in)
 	size_t max_iov = TRAMP_SCRATCH_SIZE / sizeof(struct iovec);
 	struct iovec *iov = calloc(max_iov, sizeof(*iov));
 	uint64_t total = 0, done = 0;
-	int ret = pagecodec_fill(t->hpid, t->pid, t->pm, t->npm);
+	/* a parent chain reads each level, compressed or not, in fill.c */
+	int ret = t->pm_level ? 1 : pagecodec_fill(t->hpid, t->pid, t->pm, t->npm);
+	bool compressed_level = false;
 
 	if (ret != 1) { /* compressed: decompressed by ckpt, written into the task */
 		free(iov);
 		return ret;
 	}
+	for (size_t k = 0; t->chain_ix && k < t->nchain; k++)
+		compressed_level |= t->chain_ix[k] != NULL;
 	/* from ckpt's side unless asked for the task's own preadv (fill.c
-	 * says why) */
+	 * says why); a compressed level is only read from ckpt's side */
 	const char *how = getenv("CKPT_PAGE_FILL");
-	if (!how || strcmp(how, "task")) {
+	if (!how || strcmp(how, "task") || compressed_level) {
 		free(iov);
 		return fill_pages_from_ckpt(t);
 	}

@@ -57,6 +57,7 @@ struct rst_task {
 	int *pm_level;
 	int *chain_fd;      /* number in the worker, per level */
 	int *chain_host_fd; /* ours until moved into the worker */
+	struct pagecodec_index **chain_ix; /* per level: compressed image, or NULL */
 	size_t nchain;
 	Ckpt__FdEntry **fds;
 	size_t nfds;
