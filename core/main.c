@@ -59,7 +59,7 @@ static void usage(FILE *f)
 		"      --pidfile FILE      restore: write the restored PID to FILE\n"
 		"      --pidns             restore: into a new pid namespace, so the copy keeps its\n"
 		"                          PID while the original still runs\n"
-		"      --shell-job         the tree runs on the terminal of the shell that started\n"
+		"  -j, --shell-job         the tree runs on the terminal of the shell that started\n"
 		"                          it: restore gives it ckpt's terminal (fs plugin)\n"
 		"      --plugins=a,b       enable exactly these plugins for this run\n"
 		"      --config FILE       INI configuration (else $CKPT_CONFIG, /etc/ckpt/ckpt.conf)\n"
@@ -183,7 +183,9 @@ int main(int argc, char **argv)
 	const char *address = NULL;
 	int port = 0, status_fd = -1;
 
-	while ((opt = getopt_long(argc, argv, "t:D:Rdv::o:hV", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "t:D:Rdjv::o:hV", longopts, NULL)) != -1) {
+		if (opt == 'j') /* CRIU's short form */
+			opt = OPT_SHELL_JOB;
 		switch (opt) {
 		case 't': {
 			char *end;
