@@ -73,5 +73,6 @@ for pct in full $PCTS; do
 		fr+=("$f") wa+=("$w") by+=("$b")
 	done
 	name=$([[ $pct == full ]] && echo "full" || echo "incremental, $pct % written")
-	echo "| $name | $(median "${fr[@]}") | $(median "${wa[@]}") | $(median "${by[@]}") |"
+	printf '| %s | %.1f | %.3f | %.0f |\n' "$name" "$(median "${fr[@]}")" "$(median "${wa[@]}")" \
+		"$(median "${by[@]}")"
 done
