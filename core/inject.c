@@ -91,6 +91,7 @@ int inject_call(struct inject *in, long nr, uint64_t a1, uint64_t a2, uint64_t a
 	err = ptrace_set_regs(in->tid, &r);
 	if (err)
 		return err;
+	in->stepped = true;
 	for (;;) {
 		int sig, event;
 		if (ptrace(PTRACE_SINGLESTEP, in->tid, 0, 0))
@@ -144,13 +145,16 @@ long inject_do(struct inject *in, const char *what, long nr, uint64_t a1, uint64
 
 int inject_end(struct inject *in)
 {
-	int ret = 0;
+	int ret = 0, r0 = 0;
 	if (!in->restore_on_end)
 		return 0;
+	if (in->stepped)
+		r0 = ptrace_repark(in->tid);
+	in->stepped = false;
 	ret = ptrace_set_regs(in->tid, &in->saved);
 	int r2 = ptrace_set_sigmask(in->tid, in->saved_sigmask);
 	in->restore_on_end = false;
-	return ret ? ret : r2;
+	return r0 ? r0 : ret ? ret : r2;
 }
 
 int inject_syscall(pid_t tid, long nr, const uint64_t args[6], long *ret)

@@ -19,6 +19,7 @@ struct inject {
 	struct user_regs_struct saved;
 	uint64_t saved_sigmask;
 	bool restore_on_end;
+	bool stepped; /* single-stepped: inject_end parks it again */
 };
 
 /* Find a `syscall` instruction in the task's [vdso]. */

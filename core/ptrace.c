@@ -35,6 +35,31 @@ int ptrace_wait_stop(pid_t tid, int *sig, int *event)
 	}
 }
 
+/* PTRACE_CONT clears the single-step flag (TF) a PTRACE_SINGLESTEP left
+ * set; the kernel does not when the tracer dies, and the task then traps
+ * on its next instruction and dies of SIGTRAP.  The pending interrupt stops
+ * it again in get_signal, before it returns to user space. */
+int ptrace_repark(pid_t tid)
+{
+	int sig = 0, event, ret;
+
+	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0))
+		return -errno;
+	for (;;) {
+		if (ptrace(PTRACE_CONT, tid, 0, sig))
+			return -errno;
+		ret = ptrace_wait_stop(tid, &sig, &event);
+		if (ret)
+			return ret;
+		if (event == PTRACE_EVENT_STOP)
+			return 0;
+		/* a step's trap is ours; anything else that stops a task whose
+		 * signals are all blocked (SIGSTOP) goes through */
+		if (event || sig == SIGTRAP)
+			sig = 0;
+	}
+}
+
 int ptrace_seize_stop(pid_t tid, bool exitkill)
 {
 	if (ptrace(PTRACE_SEIZE, tid, 0, exitkill ? PTRACE_O_EXITKILL : 0))

@@ -17,6 +17,8 @@ int ptrace_detach(pid_t tid);
 /* Wait until tid reports a stop; *sig gets WSTOPSIG, *event the ptrace
  * event.  -ESRCH when it exited instead. */
 int ptrace_wait_stop(pid_t tid, int *sig, int *event);
+/* From any ptrace stop to an interrupt stop, running none of its code. */
+int ptrace_repark(pid_t tid);
 
 int ptrace_get_regs(pid_t tid, struct user_regs_struct *regs);
 int ptrace_set_regs(pid_t tid, const struct user_regs_struct *regs);
