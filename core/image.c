@@ -1185,30 +1185,23 @@ out:
 	return ret;
 }
 
-int img_inventory_verify(Ckpt__Inventory **out)
+/* Check the images inv lists (only those a sent dump keeps, when
+ * sent_only) against their hashes; inv goes to *out, or is freed. */
+static int verify_listed(Ckpt__Inventory *inv, bool sent_only, Ckpt__Inventory **out)
 {
-	Ckpt__Inventory *inv = NULL;
-	XXH3_state_t *xs = NULL;
-	unsigned char *buf = NULL;
-	int ret;
+	unsigned char *buf = malloc(HASH_CHUNK);
+	XXH3_state_t *xs = XXH3_createState();
+	int ret = 0;
 
-	ret = inventory_load(&inv);
-	if (ret == -ENOENT && !faccessat(store.dirfd, IMG_SENT_INVENTORY, F_OK, 0))
-		pr_err("restore", "%s only keeps the page maps of a dump streamed to a page server: restore from the page server's directory",
-		       dir_name());
-	else if (ret == -ENOENT)
-		pr_err("restore", "%s/%s is missing: not a complete ckpt dump (was the dump interrupted?)",
-		       dir_name(), INVENTORY_NAME);
-	if (ret)
-		return ret;
-	buf = malloc(HASH_CHUNK);
-	xs = XXH3_createState();
 	if (!buf || !xs) {
 		pr_err("restore", "out of memory verifying %s", dir_name());
 		ret = -ENOMEM;
 		goto out;
 	}
 	for (size_t i = 0; i < inv->n_images; i++) {
+		if (sent_only &&
+		    (!inv->images[i]->name || !img_kept_when_sent(inv->images[i]->name)))
+			continue;
 		ret = verify_image(inv->images[i], buf, xs);
 		if (ret)
 			goto out;
@@ -1223,37 +1216,32 @@ out:
 	return ret;
 }
 
+int img_inventory_verify(Ckpt__Inventory **out)
+{
+	Ckpt__Inventory *inv = NULL;
+	int ret;
+
+	ret = inventory_load(&inv);
+	if (ret == -ENOENT && !faccessat(store.dirfd, IMG_SENT_INVENTORY, F_OK, 0))
+		pr_err("restore", "%s only keeps the page maps of a dump streamed to a page server: restore from the page server's directory",
+		       dir_name());
+	else if (ret == -ENOENT)
+		pr_err("restore", "%s/%s is missing: not a complete ckpt dump (was the dump interrupted?)",
+		       dir_name(), INVENTORY_NAME);
+	if (ret)
+		return ret;
+	return verify_listed(inv, false, out);
+}
+
 int img_sent_verify(Ckpt__Inventory **out, uint64_t *hash)
 {
 	Ckpt__Inventory *inv = NULL;
-	XXH3_state_t *xs = NULL;
-	unsigned char *buf = NULL;
 	int ret;
 
 	ret = inventory_load_at(store.dirfd, dir_name(), IMG_SENT_INVENTORY, &inv, hash);
 	if (ret)
 		return ret;
-	buf = malloc(HASH_CHUNK);
-	xs = XXH3_createState();
-	if (!buf || !xs) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < inv->n_images; i++) {
-		if (!inv->images[i]->name || !img_kept_when_sent(inv->images[i]->name))
-			continue;
-		ret = verify_image(inv->images[i], buf, xs);
-		if (ret)
-			goto out;
-	}
-	*out = inv;
-	inv = NULL;
-out:
-	if (inv)
-		ckpt__inventory__free_unpacked(inv, NULL);
-	XXH3_freeState(xs);
-	free(buf);
-	return ret;
+	return verify_listed(inv, true, out);
 }
 
 int img_load_all(const char *name, const ProtobufCMessageDescriptor *d, ProtobufCMessage ***out,
