@@ -898,13 +898,16 @@ int plugins_restore_finish(int ok)
 
 /* ---- CLAIM: namespaces ----------------------------------------------------- */
 
-int plugins_dump_namespace(pid_t root, const char *kind, struct plugin **owner)
+int plugins_dump_namespace(pid_t root, const char *kind, bool member, struct plugin **owner)
 {
 	for (size_t i = 0; i < nplugins; i++) {
 		struct plugin *p = &plugins[i], *prev;
 		const struct ckpt_lifecycle_hooks *lc = p->desc->lifecycle;
 
 		if (!p->initialized || p->desc->abi_minor < 2 || !HOOK_OK(lc, 3, dump_namespace))
+			continue;
+		/* members are asked since ABI 1.4: older plugins expect the root */
+		if (member && p->desc->abi_minor < 4)
 			continue;
 		prev = enter(p);
 		int ret = lc->dump_namespace(p->priv, root, kind);
@@ -945,7 +948,9 @@ int plugins_restore_namespace(const char *plugin, const char *kind, int *fd)
 	prev = enter(p);
 	int ret = lc->restore_namespace(p->priv, kind, fd);
 	leave(prev);
-	if (ret > 0 || (!ret && *fd < 0))
+	/* since ABI 1.4, fd -1: the plugin made the namespace at its own point
+	 * of the restore, nothing to enter */
+	if (ret > 0 || (!ret && *fd < 0 && p->desc->abi_minor < 4))
 		ret = -EIO;
 	if (ret)
 		hook_err("%s: recreating the %s namespace failed: %s", p->desc->name, kind,

@@ -57,9 +57,12 @@ int plugins_restore_resume(pid_t root);
 int plugins_restore_finish(int ok);
 
 /* CLAIM dispatch for a namespace of kind ("mnt") the tree's root has of
- * its own: *owner saves it.  -ENOTSUP when no plugin claims it. */
-int plugins_dump_namespace(pid_t root, const char *kind, struct plugin **owner);
-/* The namespace plugin saved, created again: an nsfs fd in *fd. */
+ * its own: *owner saves it.  member: pid is a tree member in another
+ * namespace of kind than the root (asked of ABI 1.4 plugins only).
+ * -ENOTSUP when no plugin claims it. */
+int plugins_dump_namespace(pid_t root, const char *kind, bool member, struct plugin **owner);
+/* The namespace plugin saved, created again: an nsfs fd in *fd, or -1 when
+ * the plugin made it itself (ABI 1.4) and there is nothing to enter. */
 int plugins_restore_namespace(const char *plugin, const char *kind, int *fd);
 
 /* CLAIM dispatch for an fd; on success *owner and *klass name who took it.

@@ -27,7 +27,7 @@ extern "C" {
 #endif
 
 #define CKPT_PLUGIN_ABI_MAJOR 1
-#define CKPT_PLUGIN_ABI_MINOR 3
+#define CKPT_PLUGIN_ABI_MINOR 4
 
 /* The one symbol a plugin exports. */
 #define CKPT_PLUGIN_SYMBOL "ckpt_plugin"
@@ -153,16 +153,27 @@ struct ckpt_lifecycle_hooks {
 	 * that a running task must finish itself (a GPU driver thread). */
 	int (*dump_released)(void *priv, pid_t root, int ok);
 	/* version 3 (ABI 1.2) */
-	/* CLAIM: the tree's root has a namespace of kind ("mnt") of its own.
-	 * 0: this plugin saves it now (the tree is stopped); CKPT_NOT_MINE:
-	 * not this plugin's.  The dump is refused when no plugin claims it. */
+	/* CLAIM: the tree's root has a namespace of kind ("mnt", "net",
+	 * "cgroup") of its own.  0: this plugin saves it (the tree is stopped;
+	 * it may have done so in tree_frozen already); CKPT_NOT_MINE: not this
+	 * plugin's.  The dump is refused when no plugin claims it; the claimant
+	 * is recorded and asked by restore_namespace.
+	 * Since ABI 1.4 (asked of plugins built for 1.4 or later only) root may
+	 * also be a member of the tree in another namespace of kind than the
+	 * root's, for kinds other than mnt and net (those are made once for the
+	 * whole tree): claiming it says the plugin saves such members' own
+	 * namespaces too; the dump is refused when nobody does. */
 	int (*dump_namespace)(void *priv, pid_t root, const char *kind);
 	/* Restore, for the plugin that claimed kind at the dump: create the
 	 * namespace again, before any task exists and before any file of the
 	 * tree is opened, and return an fd of it (an nsfs file, as
 	 * /proc/PID/ns/KIND) in *fd.  The core enters it, opens the tree's
 	 * files and creates the tree inside, then goes back to its own.
-	 * Called after restore_start. */
+	 * Called after restore_start.
+	 * Since ABI 1.4: 0 with *fd = -1 says the plugin recreates the
+	 * namespace itself at its own point of the restore (in restore_start,
+	 * or by syscalls it injects in restore_resume) and the core has
+	 * nothing to enter; the plugin checks here that its images hold it. */
 	int (*restore_namespace)(void *priv, const char *kind, int *fd);
 };
 

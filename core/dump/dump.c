@@ -540,6 +540,7 @@ int cmd_dump(const struct dump_opts *o)
 	if (ret)
 		goto fail;
 
+	dump_note_home_namespaces();
 	/* a pre-dump saves memory only: the plugins' objects wait for the dump */
 	if (!o->pre_dump) {
 		progress_stage("dump", "plugins");

@@ -45,6 +45,8 @@ int dump_task_core(struct dtask *t, Ckpt__TaskCore **out);
 void free_task_core(Ckpt__TaskCore *c);
 /* namespaces.c: the uts/ipc/time namespaces the tree has of its own
  * (recorded on the root, under injection); others are refused */
+/* Before any plugin runs: the namespaces the tree's are compared with. */
+void dump_note_home_namespaces(void);
 int dump_check_namespaces(const struct dtask *root, const struct dtask *t);
 int dump_namespaces(struct dtask *root, Ckpt__TaskCore *c);
 /* userns.c: a user namespace of the tree's own (maps, setgroups), and the

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Namespaces the tree has of its own, compared with ckpt's: uts (host and
- * domain name), ipc (its SysV objects: ipc.c), time
- * (clock offsets).  Every task must share the root's; a user namespace of
- * the tree's own is in userns.c.  Pid namespaces are handled by the tree walk;
- * a mount namespace is saved by the plugin that claims it (the fs plugin),
- * or the dump is refused; network and cgroup namespaces are left to the
- * net and cgroup plugins when those are enabled.
+ * domain name), ipc (its SysV objects: ipc.c), time (clock offsets); every
+ * task must share the root's.  A user namespace of the tree's own is in
+ * userns.c, pid namespaces are handled by the tree walk.  Mount, network and
+ * cgroup namespaces are saved by the plugin that claims them (CLAIM hook
+ * dump_namespace), or the dump is refused; which plugin that is, the core
+ * does not know.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -29,10 +29,27 @@
 		(m)->f = (v);     \
 	} while (0)
 
+static const char *const all_kinds[] = { "uts", "ipc", "time", "user", "mnt", "net", "cgroup" };
+#define NKINDS (sizeof(all_kinds) / sizeof(all_kinds[0]))
+
+/* ckpt's own namespaces as they were before the plugins ran: a plugin may
+ * move the dumping thread into the tree's (the net plugin does). */
+static struct {
+	ino_t ino;
+	int err;
+} home[NKINDS];
+static bool home_read;
+
 static int ns_ino(pid_t pid, const char *ns, ino_t *ino)
 {
 	char path[64];
 	struct stat st;
+	if (!pid && home_read)
+		for (size_t i = 0; i < NKINDS; i++)
+			if (!strcmp(all_kinds[i], ns)) {
+				*ino = home[i].ino;
+				return home[i].err;
+			}
 	if (pid)
 		snprintf(path, sizeof(path), "/proc/%d/ns/%s", pid, ns);
 	else
@@ -43,43 +60,31 @@ static int ns_ino(pid_t pid, const char *ns, ino_t *ino)
 	return 0;
 }
 
-/* Namespace kinds a plugin saves and recreates itself. */
-static const struct {
-	const char *ns, *plugin;
-} ns_owners[] = {
-	{ "cgroup", "cgroup" },
-};
-
-/* The plugin that owns namespace kind ns, or NULL.  *enabled: it is loaded. */
-static const char *ns_owner(const char *ns, bool *enabled)
+void dump_note_home_namespaces(void)
 {
-	for (size_t i = 0; i < sizeof(ns_owners) / sizeof(ns_owners[0]); i++) {
-		if (strcmp(ns_owners[i].ns, ns))
-			continue;
-		struct plugin *p = plugin_find(ns_owners[i].plugin);
-		*enabled = p && p->initialized;
-		return ns_owners[i].plugin;
-	}
-	*enabled = false;
-	return NULL;
+	home_read = false;
+	for (size_t i = 0; i < NKINDS; i++)
+		home[i].err = ns_ino(0, all_kinds[i], &home[i].ino);
+	home_read = true;
 }
 
-/* -ENOTSUP with the error when pid's own namespace of kind ns is not saved;
- * 0 when its plugin takes it. */
-static int ns_refuse(pid_t pid, const char *ns)
+/* Kernel namespace kinds that a plugin saves and recreates (CLAIM hook
+ * dump_namespace); uts, ipc and time are the core's, user is userns.c's,
+ * pid is the tree walk's. */
+static const char *const plugin_kinds[] = { "mnt", "net", "cgroup" };
+
+/* Kinds recreated once for the whole tree: every task must share the root's. */
+static const char *const whole_tree_kinds[] = { "mnt", "net" };
+
+static bool in_list(const char *const *v, size_t n, const char *s)
 {
-	bool enabled;
-	const char *owner = ns_owner(ns, &enabled);
-	if (owner && enabled)
-		return 0;
-	if (owner)
-		pr_err("dump", "PID %d has a %s namespace of its own; enable the %s plugin (--plugins=...,%s) to save it",
-		       pid, ns, owner, owner);
-	else
-		pr_err("dump", "PID %d has a %s namespace of its own; that is not supported yet (run ckpt inside it)",
-		       pid, ns);
-	return -ENOTSUP;
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(v[i], s))
+			return true;
+	return false;
 }
+
+#define IN(v, s) in_list(v, sizeof(v) / sizeof(v[0]), s)
 
 /* Does pid have a namespace of this kind other than ours? */
 static bool ns_own(pid_t pid, const char *ns)
@@ -93,29 +98,32 @@ static bool ns_own(pid_t pid, const char *ns)
 /* -ENOTSUP when t's namespaces differ from the root's. */
 int dump_check_namespaces(const struct dtask *root, const struct dtask *t)
 {
-	static const char *const ns[] = { "uts", "ipc", "time", "user", "mnt", "net", "cgroup" };
-	for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+	const char *const *ns = all_kinds;
+	for (size_t i = 0; i < NKINDS; i++) {
 		ino_t a, b;
 		if (ns_ino(t->pid, ns[i], &a) || ns_ino(root->pid, ns[i], &b))
 			continue; /* not on this kernel */
-		if (a != b && !strcmp(ns[i], "user")) {
+		if (a == b)
+			continue;
+		if (!strcmp(ns[i], "user")) {
 			pr_err("dump", "PID %d is in another user namespace than the tree's root %d; a tree must share one user namespace (user namespaces nested inside the tree are not supported)",
 			       t->pid, root->pid);
 			return -ENOTSUP;
 		}
-		if (a != b) {
-			bool enabled;
-			const char *owner = ns_owner(ns[i], &enabled);
-			if (owner && enabled)
+		if (IN(plugin_kinds, ns[i]) && !IN(whole_tree_kinds, ns[i])) {
+			struct plugin *owner = NULL;
+			int ret = plugins_dump_namespace(t->pid, ns[i], true, &owner);
+			if (!ret)
 				continue;
-			if (owner)
-				pr_err("dump", "PID %d is in another %s namespace than the tree's root %d; enable the %s plugin (--plugins=...,%s) to save it",
-				       t->pid, ns[i], root->pid, owner, owner);
-			else
-				pr_err("dump", "PID %d is in another %s namespace than the tree's root %d; namespaces nested inside the tree are not supported yet",
-				       t->pid, ns[i], root->pid);
+			if (ret != -ENOTSUP)
+				return ret;
+			pr_err("dump", "PID %d is in another %s namespace than the tree's root %d; no enabled plugin saves it (`ckpt plugins` lists them)",
+			       t->pid, ns[i], root->pid);
 			return -ENOTSUP;
 		}
+		pr_err("dump", "PID %d is in another %s namespace than the tree's root %d; namespaces nested inside the tree are not supported yet",
+		       t->pid, ns[i], root->pid);
+		return -ENOTSUP;
 	}
 	return 0;
 }
@@ -142,34 +150,23 @@ int dump_namespaces(struct dtask *root, Ckpt__TaskCore *c)
 {
 	int ret;
 
-	static const char *const refused[] = { "mnt", "cgroup" };
-	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
-		if (!ns_own(root->pid, refused[i]))
-			continue;
-		if (strcmp(refused[i], "mnt")) {
-			if (ns_refuse(root->pid, refused[i]))
-				return -ENOTSUP;
-			continue;
-		}
+	for (size_t i = 0; i < sizeof(plugin_kinds) / sizeof(plugin_kinds[0]); i++) {
+		const char *kind = plugin_kinds[i];
 		struct plugin *owner = NULL;
-		ret = plugins_dump_namespace(root->pid, refused[i], &owner);
+		if (!ns_own(root->pid, kind))
+			continue;
+		ret = plugins_dump_namespace(root->pid, kind, false, &owner);
 		if (ret == -ENOTSUP) {
-			pr_err("dump", "PID %d has a %s namespace of its own; no enabled plugin can save it (run ckpt inside it, or enable the fs plugin)",
-			       root->pid, refused[i]);
+			/* without its plugin the tree would come back in ckpt's own */
+			pr_err("dump", "PID %d has a %s namespace of its own; no enabled plugin saves it (run ckpt inside it; `ckpt plugins` lists the plugins)",
+			       root->pid, kind);
 			return ret;
 		}
 		if (ret)
 			return ret;
-		ret = add_ns_owner(c, refused[i], owner->desc->name);
+		ret = add_ns_owner(c, kind, owner->desc->name);
 		if (ret)
 			return ret;
-	}
-	/* the net plugin saves and recreates it; without it the tree would
-	 * silently come back in ckpt's own */
-	if (ns_own(root->pid, "net") && !plugin_find("net")) {
-		pr_err("dump", "PID %d has a network namespace of its own; enable the net plugin to dump it",
-		       root->pid);
-		return -ENOTSUP;
 	}
 	if (ns_own(root->pid, "uts")) {
 		struct utsname u;

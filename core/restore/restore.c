@@ -290,54 +290,83 @@ static int prepare_time_ns(const Ckpt__TaskCore *c)
 
 /* The controller's own mount namespace and cwd while it stands in the
  * tree's: files of the tree are opened, and the tree created, inside. */
+#define NS_ENTERED_MAX 8
+
+/* ckpt's own namespaces, entered again once the tree's root exists. */
 struct ns_return {
-	int mnt_fd, cwd_fd;
+	int own_fd[NS_ENTERED_MAX]; /* in the order entered */
+	size_t n;
+	int cwd_fd; /* with the mount namespace: our working directory */
 };
 
-/* Enter the namespaces a plugin recreated for the tree (today: mnt). */
+/* Ask the plugin that saved each namespace of the tree to recreate it, and
+ * enter those it hands back an fd of; a plugin that makes it itself at its
+ * own point of the restore (fd -1) leaves nothing to enter. */
 static int enter_tree_namespaces(const Ckpt__TaskCore *c, struct ns_return *back)
 {
-	back->mnt_fd = back->cwd_fd = -1;
+	back->n = 0;
+	back->cwd_fd = -1;
 	for (size_t i = 0; i < c->n_ns_owners; i++) {
 		const Ckpt__NsOwner *o = c->ns_owners[i];
-		if (!o->kind || !o->plugin || strcmp(o->kind, "mnt")) {
-			pr_err("restore", "core image: a %s namespace saved by plugin %s; this ckpt cannot restore it",
-			       o->kind ? o->kind : "?", o->plugin ? o->plugin : "?");
-			return -ENOTSUP;
-		}
-		if (back->mnt_fd >= 0) {
-			pr_err("restore", "core image: the mnt namespace is listed twice");
+		char own[64];
+		int fd, ret;
+		if (!o->kind || !o->plugin || !*o->kind || strchr(o->kind, '/') ||
+		    strlen(o->kind) > 16) {
+			pr_err("restore", "core image: a namespace record without a valid kind or plugin; the images are damaged");
 			return -EBADMSG;
 		}
-		int fd, ret = plugins_restore_namespace(o->plugin, o->kind, &fd);
+		for (size_t j = 0; j < i; j++)
+			if (c->ns_owners[j]->kind && !strcmp(c->ns_owners[j]->kind, o->kind)) {
+				pr_err("restore", "core image: the %s namespace is listed twice; the images are damaged",
+				       o->kind);
+				return -EBADMSG;
+			}
+		ret = plugins_restore_namespace(o->plugin, o->kind, &fd);
 		if (ret)
 			return ret;
-		back->mnt_fd = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
-		back->cwd_fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-		if (back->mnt_fd < 0 || setns(fd, CLONE_NEWNS)) {
+		if (fd < 0)
+			continue;
+		if (back->n == NS_ENTERED_MAX) {
+			close(fd);
+			pr_err("restore", "core image: too many namespaces to enter");
+			return -EBADMSG;
+		}
+		snprintf(own, sizeof(own), "/proc/self/ns/%s", o->kind);
+		int own_fd = open(own, O_RDONLY | O_CLOEXEC);
+		if (own_fd < 0) {
 			ret = -errno;
-			pr_err("restore", "cannot enter the recreated mount namespace: %s", strerror(errno));
+			pr_err("restore", "cannot open ckpt's own %s namespace: %s", o->kind, strerror(errno));
+			close(fd);
+			return ret;
+		}
+		bool mnt = !strcmp(o->kind, "mnt");
+		if (mnt && back->cwd_fd < 0)
+			back->cwd_fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (setns(fd, 0)) {
+			ret = -errno;
+			pr_err("restore", "cannot enter the recreated %s namespace: %s", o->kind, strerror(errno));
+			close(own_fd);
 			close(fd);
 			return ret;
 		}
 		close(fd);
+		back->own_fd[back->n++] = own_fd;
 	}
 	return 0;
 }
 
-/* Back to our own namespace once the tree's files are open and its root
+/* Back to our own namespaces once the tree's files are open and its root
  * exists (its children are created inside it, by the workers). */
 static int leave_tree_namespaces(struct ns_return *back)
 {
 	int ret = 0;
-	if (back->mnt_fd >= 0) {
-		if (setns(back->mnt_fd, CLONE_NEWNS)) {
+	while (back->n > 0) {
+		int fd = back->own_fd[--back->n];
+		if (setns(fd, 0) && !ret) {
 			ret = -errno;
-			pr_err("restore", "cannot return to ckpt's own mount namespace: %s",
-			       strerror(errno));
+			pr_err("restore", "cannot return to ckpt's own namespace: %s", strerror(errno));
 		}
-		close(back->mnt_fd);
-		back->mnt_fd = -1;
+		close(fd);
 	}
 	if (back->cwd_fd >= 0) {
 		if (fchdir(back->cwd_fd) && !ret)
@@ -447,7 +476,7 @@ static void kill_created(struct rst_tree *tr, pid_t root)
 static int restore_tree(struct rst_tree *tr)
 {
 	struct proc_vmas self = { 0 };
-	struct ns_return back = { -1, -1 };
+	struct ns_return back = { .n = 0, .cwd_fd = -1 };
 	pid_t root = -1;
 	sigset_t all, old;
 	int ret;

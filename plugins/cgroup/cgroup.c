@@ -175,6 +175,16 @@ static int cg_restore_finish(void *priv, int ok)
 	return 0;
 }
 
+static int cg_dump_namespace_hook(void *priv, pid_t pid, const char *kind)
+{
+	return cg_dump_namespace(priv, pid, kind);
+}
+
+static int cg_restore_namespace_hook(void *priv, const char *kind, int *fd)
+{
+	return cg_restore_namespace(priv, kind, fd);
+}
+
 static int cg_check(void *priv, char *msg, size_t len)
 {
 	struct cg_mounts ms;
@@ -255,6 +265,8 @@ static const struct ckpt_lifecycle_hooks cg_lifecycle = {
 	.restore_finish = cg_restore_finish,
 	.check = cg_check,
 	.dump_released = cg_dump_released,
+	.dump_namespace = cg_dump_namespace_hook,
+	.restore_namespace = cg_restore_namespace_hook,
 };
 
 static const ProtobufCMessageDescriptor *const cg_image_types[] = {

@@ -187,6 +187,8 @@ const struct cg_rgroup *cg_rgroup_find(const struct cg_priv *p, const char *ctrl
 
 /* ns.c */
 int cg_dump_ns(struct cg_priv *p);
+int cg_dump_namespace(struct cg_priv *p, pid_t pid, const char *kind);
+int cg_restore_namespace(struct cg_priv *p, const char *kind, int *fd);
 int cg_ns_prepare(struct cg_priv *p);
 /* After the groups exist, before the threads are moved into them. */
 int cg_ns_restore(struct cg_priv *p, const struct cg_tmap *m);

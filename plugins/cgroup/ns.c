@@ -325,6 +325,15 @@ out:
 	return ret;
 }
 
+/* CLAIM dump_namespace: every cgroup namespace of the tree, the root's and
+ * its members', is saved by cg_dump_ns (tree_frozen). */
+int cg_dump_namespace(struct cg_priv *p, pid_t pid, const char *kind)
+{
+	(void)p;
+	(void)pid;
+	return strcmp(kind, "cgroup") ? CKPT_NOT_MINE : 0;
+}
+
 int cg_dump_ns(struct cg_priv *p)
 {
 	struct dnss s = { 0 };
@@ -397,6 +406,21 @@ int cg_ns_prepare(struct cg_priv *p)
 		cg_info(p, "restore: --manage-cgroups=none: %zu cgroup namespace(s) are made with "
 			   "their roots where the tasks are, not where the dump saw them",
 			p->nnsrecs);
+	return 0;
+}
+
+/* restore_namespace: the namespaces are unshared by the tree itself in
+ * restore_resume; nothing for the core to enter. */
+int cg_restore_namespace(struct cg_priv *p, const char *kind, int *fd)
+{
+	if (strcmp(kind, "cgroup"))
+		return CKPT_NOT_MINE;
+	if (!p->nnsrecs) {
+		cg_err(p, "restore: the core image says the tree had a cgroup namespace of its own, "
+			  "but %s holds none; the images are damaged", CG_NS_IMG);
+		return -EBADMSG;
+	}
+	*fd = -1;
 	return 0;
 }
 

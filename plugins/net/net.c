@@ -702,6 +702,16 @@ static const struct ckpt_config_key net_config[] = {
 	{ .key = NULL },
 };
 
+static int net_dump_namespace(void *priv, pid_t root, const char *kind)
+{
+	return netns_dump_namespace(priv, root, kind);
+}
+
+static int net_restore_namespace(void *priv, const char *kind, int *fd)
+{
+	return netns_restore_namespace(priv, kind, fd);
+}
+
 static const struct ckpt_lifecycle_hooks net_lifecycle = {
 	.version = CKPT_LIFECYCLE_HOOKS_VERSION,
 	.dump_start = net_dump_start,
@@ -712,6 +722,8 @@ static const struct ckpt_lifecycle_hooks net_lifecycle = {
 	.restore_finish = net_restore_finish,
 	.check = net_check,
 	.dump_released = net_dump_released,
+	.dump_namespace = net_dump_namespace,
+	.restore_namespace = net_restore_namespace,
 };
 
 static const struct ckpt_fd_hooks net_fd_hooks = {

@@ -295,6 +295,8 @@ int netns_restore(struct net_priv *p);
 void netns_restore_finish(struct net_priv *p, int ok);
 /* Back to ckpt's namespace, fds closed. */
 void netns_leave(struct net_priv *p);
+int netns_dump_namespace(struct net_priv *p, pid_t root, const char *kind);
+int netns_restore_namespace(struct net_priv *p, const char *kind, int *fd);
 
 /* ---- inet.c ---------------------------------------------------------------- */
 

@@ -1032,6 +1032,30 @@ out:
 	return ret;
 }
 
+/* CLAIM dump_namespace: the tree's network namespace is saved by netns_dump
+ * (tree_frozen). */
+int netns_dump_namespace(struct net_priv *p, pid_t root, const char *kind)
+{
+	(void)p;
+	(void)root;
+	return strcmp(kind, "net") ? CKPT_NOT_MINE : 0;
+}
+
+/* restore_namespace: netns_restore (restore_start) made it and this thread
+ * is in it, so is every task the core creates; nothing to enter. */
+int netns_restore_namespace(struct net_priv *p, const char *kind, int *fd)
+{
+	if (strcmp(kind, "net"))
+		return CKPT_NOT_MINE;
+	if (!p->in_tree_netns) {
+		net_err(p, "restore: the core image says the tree had a network namespace of its own, "
+			   "but %s holds none; the images are damaged", NS_IMG);
+		return -EBADMSG;
+	}
+	*fd = -1;
+	return 0;
+}
+
 /* restore_finish: open the namespace when the tree runs, and go home. */
 void netns_restore_finish(struct net_priv *p, int ok)
 {

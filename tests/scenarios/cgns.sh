@@ -8,7 +8,7 @@ SCENARIOS+=(
 	"cgns|cgroup-ns cgroup-ns-none"
 	"cgns_root|cgroup-ns-root"
 	"cgns_child|cgroup-ns-child"
-	"cgns_fail_plugin|cgroup-ns-fail-no-plugin cgroup-ns-fail-outside-root"
+	"cgns_fail_plugin|cgroup-ns-fail-no-plugin cgroup-ns-fail-member-no-plugin cgroup-ns-fail-outside-root"
 	"cgns_fail_restore|cgroup-fail-missing-controller cgroup-missing-controller-none cgroup-fail-root-uncreatable"
 	"cgns_seccomp_shared|core-seccomp-shared"
 )
@@ -136,16 +136,21 @@ sc_cgns_child() {
 	cg_end
 }
 
-# Without the cgroup plugin a tree with a cgroup namespace is refused,
-# naming the plugin to enable.  A namespace whose root no task of it is
+# Without the cgroup plugin a tree with a cgroup namespace is refused:
+# no plugin claims it (the core names none, it points at `ckpt plugins`);
+# so is a child with a cgroup namespace of its own under a root in ckpt's.  A namespace whose root no task of it is
 # under is refused too.
 sc_cgns_fail_plugin() {
 	local name=cgroup-ns-fail-no-plugin
-	cg_need "$name" cgroup-ns-fail-outside-root || return
+	cg_need "$name" cgroup-ns-fail-member-no-plugin cgroup-ns-fail-outside-root || return
 	cg_begin
-	cg_mk cpu "/$CGN/ns" || { fail "$name" "cannot make the test group"; cg_end; return; }
-	expect_dump_fail "$name" 'cgroup namespace.*enable the cgroup plugin' \
+	cg_mk cpu "/$CGN/ns" && cg_mk cpu "/$CGN/c/in" ||
+		{ fail "$name" "cannot make the test groups"; cg_end; return; }
+	expect_dump_fail "$name" 'cgroup namespace of its own; no enabled plugin saves it.*ckpt plugins' \
 		cgroup/cgnswl "join=cpu:/$CGN/ns" unshare see=cpu:/ -- --plugins=fs
+	expect_dump_fail cgroup-ns-fail-member-no-plugin \
+		"another cgroup namespace than the tree's root.*no enabled plugin saves it" \
+		cgroup/cgnswl "child-unshare=cpu:/$CGN/c" -- --plugins=fs
 
 	# moved above its namespace's root, the only task of it cannot tell
 	# where that root is

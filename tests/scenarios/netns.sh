@@ -11,7 +11,7 @@
 SCENARIOS+=(
 	"net_lock|net-lock-tcp-peer net-lock-control-reset"
 	"net_netns|net-fail-netns-external-missing net-netns-restore"
-	"net_netns_runs_on|net-netns-fail-dump-unlocks net-netns-leave-running"
+	"net_netns_runs_on|net-netns-fail-no-plugin net-netns-fail-dump-unlocks net-netns-leave-running"
 	"net_migrate|net-migrate-two-hosts"
 )
 
@@ -231,13 +231,15 @@ sc_net_netns() {
 	report pass "$name"
 }
 
-# A tree in a namespace of its own that runs on: a dump that fails (no
-# --tcp-established) and a dump -R must both leave its namespace unlocked,
+# A tree in a namespace of its own that runs on: a dump without the net
+# plugin is refused (no plugin claims the namespace), a dump that fails (no
+# --tcp-established) and a dump -R must all leave its namespace unlocked,
 # its connection working.
 sc_net_netns_runs_on() {
-	local name=net-netns-fail-dump-unlocks sfx N O sub spid port msg
+	local name=net-netns-fail-no-plugin sfx N O sub spid port msg
 	if ! netns_have_tools; then
 		report skip "$name" "ip, nft, nsenter or python3 missing"
+		report skip net-netns-fail-dump-unlocks "ip, nft, nsenter or python3 missing"
 		report skip net-netns-leave-running "ip, nft, nsenter or python3 missing"
 		return
 	fi
@@ -249,7 +251,8 @@ sc_net_netns_runs_on() {
 		[[ -n ${PID:-} ]] && kill -9 "$PID" 2>/dev/null
 		ip netns del "$N" 2>/dev/null
 		fail "$name" "$1"
-		[[ $name == net-netns-fail-dump-unlocks ]] && report fail net-netns-leave-running "not run: $1"
+		[[ $name == net-netns-fail-no-plugin ]] && report fail net-netns-fail-dump-unlocks "not run: $1"
+		[[ $name != net-netns-leave-running ]] && report fail net-netns-leave-running "not run: $1"
 	}
 	if ! { ip netns add "$N" && ip link add "$O" type veth peer name eth0 netns "$N" &&
 		ip addr add "$sub.1/24" dev "$O" && ip link set "$O" up &&
@@ -266,6 +269,14 @@ sc_net_netns_runs_on() {
 	CKPT_TEST_NETNS=/run/netns/$N start_wl net/tcp_locked "$sub.1" "$port" ||
 		{ runs_fail "workload did not get ready"; return; }
 	sleep 0.3
+	dump "$PID" "$T/img" --tcp-established --plugins=fs
+	((CK_RC == 1)) || { runs_fail "dump without the net plugin $CK_WHY, want 1"; return; }
+	grep -q 'net namespace of its own; no enabled plugin saves it' "$T/dump.stderr" ||
+		{ runs_fail "unexpected error: $(stderr_line dump)"; return; }
+	alive "$PID" || { runs_fail "the tree died in the refused dump"; return; }
+	report pass "$name"
+	name=net-netns-fail-dump-unlocks
+	rm -rf "$T/img"
 	dump "$PID" "$T/img"
 	((CK_RC == 1)) || { runs_fail "dump without --tcp-established $CK_WHY, want 1"; return; }
 	grep -q 'tcp-established' "$T/dump.stderr" || { runs_fail "unexpected error: $(stderr_line dump)"; return; }
