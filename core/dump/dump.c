@@ -515,7 +515,47 @@ static void log_frozen(const struct timespec *from)
 		(now.tv_sec - from->tv_sec) * 1e3 + (now.tv_nsec - from->tv_nsec) / 1e6);
 }
 
+/* SIGINT, SIGTERM or SIGHUP while the tree is seized: stop at the next
+ * step and take the failure path (network unlocked, TCP repair undone,
+ * tree detached as it was) instead of dying with the tree in our hands. */
+static volatile sig_atomic_t stop_signal;
+static bool stop_reported, stop_ignored;
+
+static void on_stop_signal(int sig)
+{
+	stop_signal = sig;
+}
+
+int dump_interrupted(void)
+{
+	int sig = stop_signal;
+
+	if (!sig || stop_ignored)
+		return 0;
+	if (!stop_reported)
+		pr_err("dump", "interrupted by SIG%s; the tree is left running as it was",
+		       sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
+	stop_reported = true;
+	return -EINTR;
+}
+
+static int dump_run(const struct dump_opts *o);
+
 int cmd_dump(const struct dump_opts *o)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	struct sigaction sa = { .sa_handler = on_stop_signal, .sa_flags = SA_RESTART }, old[3];
+
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < 3; i++)
+		sigaction(sigs[i], &sa, &old[i]);
+	int ret = dump_run(o);
+	for (size_t i = 0; i < 3; i++)
+		sigaction(sigs[i], &old[i], NULL);
+	return ret;
+}
+
+static int dump_run(const struct dump_opts *o)
 {
 	struct dtree tr = { 0 };
 	bool started = false, leave_running = o->leave_running || o->pre_dump;
@@ -554,6 +594,8 @@ int cmd_dump(const struct dump_opts *o)
 	struct timespec frozen_at;
 	clock_gettime(CLOCK_MONOTONIC, &frozen_at);
 	ret = seize_tree(&tr, o->pid);
+	if (!ret)
+		ret = dump_interrupted();
 	if (ret)
 		goto fail;
 	if (!o->pre_dump) {
@@ -567,7 +609,9 @@ int cmd_dump(const struct dump_opts *o)
 	for (size_t i = 0; i < tr.n; i++) {
 		if (tr.t[i].zombie)
 			continue;
-		ret = dump_check_namespaces(&tr.t[0], &tr.t[i]);
+		ret = dump_interrupted();
+		if (!ret)
+			ret = dump_check_namespaces(&tr.t[0], &tr.t[i]);
 		if (!ret)
 			ret = dump_task_state(&tr.t[i], i == 0);
 		if (ret)
@@ -600,6 +644,8 @@ int cmd_dump(const struct dump_opts *o)
 		if (o->pre_dump)
 			continue;
 		ret = dump_task_files(t->pid, t->vpid);
+		if (!ret)
+			ret = dump_interrupted();
 		if (ret)
 			goto fail;
 	}
@@ -620,11 +666,14 @@ int cmd_dump(const struct dump_opts *o)
 		if (ret)
 			goto fail;
 	}
-	ret = write_inventory(&tr);
+	ret = dump_interrupted();
+	if (!ret)
+		ret = write_inventory(&tr);
 	if (!ret)
 		ret = track_commit();
 	if (ret)
 		goto fail;
+	stop_ignored = true; /* committed: the rest is quick and finishes */
 	progress_end();
 
 	release_tree(&tr, !leave_running);

@@ -21,6 +21,8 @@ struct dump_opts {
 };
 
 int cmd_dump(const struct dump_opts *o);
+/* -EINTR (said once) when a stop signal came during the dump, else 0. */
+int dump_interrupted(void);
 
 /* One process of the dumped tree.  pid/tids are ours (for ptrace and /proc),
  * vpid/vtids what the task itself sees (its innermost pid namespace). */

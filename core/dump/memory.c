@@ -397,7 +397,7 @@ static int pw_flush(struct page_writer *w)
 			break;
 		pthread_cond_wait(&w->cv, &w->mu);
 	}
-	int err = w->err;
+	int err = w->err ? w->err : dump_interrupted();
 	uint64_t done = w->done;
 	if (f) {
 		f->state = SLOT_BUSY; /* the dumper's, until queued */

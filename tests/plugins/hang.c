@@ -2,8 +2,9 @@
 /* Test plugin: stops ckpt in the middle of a dump, after the tree was
  * frozen and syscalls were injected into it, so that a test can SIGKILL
  * ckpt there and see the tree run on.  With `file` set, the first fd the
- * dump asks about creates that file and waits to be killed. */
+ * dump asks about creates that file and waits for a signal. */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 struct hang {
 	const struct ckpt_host *host;
 	const char *file;
+	bool waited; /* once per dump */
 };
 
 static int hang_init(const struct ckpt_host *host, void **priv)
@@ -40,18 +42,19 @@ static int hang_dump_fd(void *priv, const struct ckpt_fd_info *fd, uint32_t obj_
 	(void)fd;
 	(void)obj_id;
 	(void)klass;
-	if (!h->file)
+	if (!h->file || h->waited)
 		return CKPT_NOT_MINE;
+	h->waited = true;
 	h->host->log("hang", CKPT_LOG_INFO, "waiting to be killed");
 	mark = open(h->file, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 	if (mark >= 0)
 		close(mark);
-	for (;;)
-		pause();
+	pause(); /* until a signal ckpt catches (SIGTERM) or one that kills it */
+	return CKPT_NOT_MINE;
 }
 
 static const struct ckpt_config_key hang_config[] = {
-	{ "file", CKPT_CFG_STRING, NULL, "create this file mid-dump and wait to be killed" },
+	{ "file", CKPT_CFG_STRING, NULL, "create this file mid-dump and wait for a signal" },
 	{ NULL, 0, NULL, NULL },
 };
 
