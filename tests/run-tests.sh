@@ -126,6 +126,13 @@ tracer_of() {
 	echo "?"
 }
 
+# For messages: who traces pid ("TracerPid N (comm)").
+traced_by() {
+	local t
+	t=$(tracer_of "$1")
+	echo "TracerPid $t ($(cat "/proc/$t/comm" 2>/dev/null || echo "?"))"
+}
+
 # Running processes other than init, this shell and its own children,
 # minus the pids given.
 others() {
@@ -506,7 +513,7 @@ expect_dump_fail() {
 	alive "$PID" || { fail "$name" "the workload died"; return; }
 	st=$(state "$PID")
 	[[ $st == [RS] ]] || { fail "$name" "the workload is left in state $st"; return; }
-	[[ $(tracer_of "$PID") == 0 ]] || { fail "$name" "the workload is still traced"; return; }
+	[[ $(tracer_of "$PID") == 0 ]] || { fail "$name" "the workload is still traced: $(traced_by "$PID")"; return; }
 	signal_wait "$PID" 30 || { fail "$name" "no result after SIGUSR1: $(describe "$PID")"; return; }
 	result_is_pass || { fail "$name" "workload after the failed dump: $(result_text)"; return; }
 	wait_until 10 gone "$PID" || { fail "$name" "pid $PID still runs after reporting"; return; }

@@ -223,7 +223,7 @@ cuda_dump_fail() {
 	alive "$KID" || { cuda_fail "$name" "the workload's child died"; return; }
 	st=$(state "$PID")
 	[[ $st == [RS] ]] || { cuda_fail "$name" "the workload is left in state $st"; return; }
-	[[ $(tracer_of "$PID") == 0 ]] || { cuda_fail "$name" "the workload is still traced"; return; }
+	[[ $(tracer_of "$PID") == 0 ]] || { cuda_fail "$name" "the workload is still traced: $(traced_by "$PID")"; return; }
 	signal_wait "$PID" 30 || { cuda_fail "$name" "no result after SIGUSR1: $(describe "$PID")"; return; }
 	result_is_pass || { cuda_fail "$name" "workload after the failed dump: $(result_text)"; return; }
 	wait_until 10 gone "$PID" || { fail "$name" "pid $PID still runs after reporting"; return; }

@@ -38,7 +38,7 @@ stopped_once() {
 	alive "$PID" || { fail "$name" "the workload died with ckpt: $(describe "$PID")"; return; }
 	st=$(state "$PID")
 	[[ $st == [RS] ]] || { fail "$name" "the workload is left in state $st"; return; }
-	[[ $(tracer_of "$PID") == 0 ]] || { fail "$name" "the workload is still traced"; return; }
+	[[ $(tracer_of "$PID") == 0 ]] || { fail "$name" "the workload is still traced: $(traced_by "$PID")"; return; }
 	signal_wait "$PID" 30 || { fail "$name" "no result after SIGUSR1: $(describe "$PID")"; return; }
 	result_is_pass || { fail "$name" "workload after ckpt was stopped: $(result_text)"; return; }
 	wait_until 10 gone "$PID" || { fail "$name" "pid $PID still runs after reporting"; return; }
