@@ -500,7 +500,6 @@ expect_dump_fail() {
 	while (($#)) && [[ $1 != -- ]]; do wargs+=("$1"); shift; done
 	(($#)) && shift
 	cargs=("$@")
-	local st
 	start_wl "${wargs[@]}" || { fail "$name" "workload did not get ready"; return; }
 	dump "$PID" "$T/img" "${cargs[@]}"
 	if ((CK_RC != 1)); then
@@ -509,16 +508,23 @@ expect_dump_fail() {
 	fi
 	one_line dump || { fail "$name" "stderr is not one line"; return; }
 	grep -qiE "$re" "$T/dump.stderr" || { fail "$name" "the error does not match /$re/: $(stderr_line dump)"; return; }
+	expect_left_running "$name" && report pass "$name"
+}
+
+# After a dump that must have changed nothing: workload $PID runs on,
+# untraced, and still verifies itself; then it is gone and nothing else is
+# left.  0, or 1 after fail NAME.
+expect_left_running() {
+	local name=$1 st
 	sleep 0.2
-	alive "$PID" || { fail "$name" "the workload died"; return; }
+	alive "$PID" || { fail "$name" "the workload died: $(describe "$PID")"; return 1; }
 	st=$(state "$PID")
-	[[ $st == [RS] ]] || { fail "$name" "the workload is left in state $st"; return; }
-	[[ $(tracer_of "$PID") == 0 ]] || { fail "$name" "the workload is still traced: $(traced_by "$PID")"; return; }
-	signal_wait "$PID" 30 || { fail "$name" "no result after SIGUSR1: $(describe "$PID")"; return; }
-	result_is_pass || { fail "$name" "workload after the failed dump: $(result_text)"; return; }
-	wait_until 10 gone "$PID" || { fail "$name" "pid $PID still runs after reporting"; return; }
-	wait_until 5 no_others || { fail "$name" "processes left running: $(others)"; return; }
-	report pass "$name"
+	[[ $st == [RS] ]] || { fail "$name" "the workload is left in state $st"; return 1; }
+	[[ $(tracer_of "$PID") == 0 ]] || { fail "$name" "the workload is still traced: $(traced_by "$PID")"; return 1; }
+	signal_wait "$PID" 30 || { fail "$name" "no result after SIGUSR1: $(describe "$PID")"; return 1; }
+	result_is_pass || { fail "$name" "workload after the failed dump: $(result_text)"; return 1; }
+	wait_until 10 gone "$PID" || { fail "$name" "pid $PID still runs after reporting"; return 1; }
+	wait_until 5 no_others || { fail "$name" "processes left running: $(others)"; return 1; }
 }
 
 sc_unknown_pid() {

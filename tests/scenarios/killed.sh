@@ -7,7 +7,7 @@
 SCENARIOS+=("killed_mid_dump|killed-mid-dump killed-mid-dump-threads interrupted-mid-dump")
 
 stopped_once() {
-	local name=$1 wl=$2 sig=$3 mark=$T/hang.mark ck_pid st rc
+	local name=$1 wl=$2 sig=$3 mark=$T/hang.mark ck_pid rc
 	need_test_plugin "$name" hang || return
 	rm -f "$mark"
 	rm -rf "$T/img"
@@ -34,16 +34,7 @@ stopped_once() {
 			{ fail "$name" "the error does not name the signal: $(stderr_line dump)"; return; }
 		[[ ! -e $T/img/inventory.img ]] || { fail "$name" "an inventory was written"; return; }
 	fi
-	sleep 0.3
-	alive "$PID" || { fail "$name" "the workload died with ckpt: $(describe "$PID")"; return; }
-	st=$(state "$PID")
-	[[ $st == [RS] ]] || { fail "$name" "the workload is left in state $st"; return; }
-	[[ $(tracer_of "$PID") == 0 ]] || { fail "$name" "the workload is still traced: $(traced_by "$PID")"; return; }
-	signal_wait "$PID" 30 || { fail "$name" "no result after SIGUSR1: $(describe "$PID")"; return; }
-	result_is_pass || { fail "$name" "workload after ckpt was stopped: $(result_text)"; return; }
-	wait_until 10 gone "$PID" || { fail "$name" "pid $PID still runs after reporting"; return; }
-	wait_until 5 no_others || { fail "$name" "processes left running: $(others)"; return; }
-	report pass "$name"
+	expect_left_running "$name" && report pass "$name"
 }
 
 sc_killed_mid_dump() {
