@@ -782,6 +782,7 @@ struct builder {
 	struct fs_priv *p;
 	Ckpt__Fs__Mount **recs;
 	size_t n;
+	int nsfd;  /* the new namespace, once made */
 	int mi_fd; /* /proc/self/mountinfo of the builder, opened first */
 	uint64_t *known; /* mount ids of the new namespace accounted for */
 	size_t nknown;
@@ -1288,18 +1289,20 @@ static int pivot_build(struct builder *b)
 	return ret;
 }
 
-static int build(struct builder *b, int *nsfd)
+/* Make the namespace (in_namespace with no nsfd) and its mounts. */
+static int build(struct builder *b, int unused)
 {
 	struct fs_priv *p = b->p;
 	int ret;
 
+	(void)unused;
 	if (unshare(CLONE_NEWNS)) {
 		fs_err(p, "restore: cannot create a mount namespace: %s", strerror(errno));
 		return -errno;
 	}
 	/* before the tree's mounts replace ckpt's /proc */
-	*nsfd = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
-	if (*nsfd < 0) {
+	b->nsfd = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+	if (b->nsfd < 0) {
 		fs_err(p, "restore: cannot hold the new mount namespace: %s", strerror(errno));
 		return -errno;
 	}
@@ -1323,11 +1326,11 @@ static int build(struct builder *b, int *nsfd)
 
 struct mnt_restore {
 	struct builder b;
-	int nsfd;     /* the new namespace */
 	bool pending; /* deferred mounts left for restore_resume */
 };
 
-/* Run fn in the tree's namespace nsfd and come back to ours. */
+/* Run fn in the tree's namespace nsfd (-1: fn makes a new one and moves
+ * there) and come back to ours: ckpt's own namespace is never touched. */
 static int in_namespace(struct fs_priv *p, int nsfd, int (*fn)(struct builder *, int), struct builder *b,
 			int arg)
 {
@@ -1335,7 +1338,10 @@ static int in_namespace(struct fs_priv *p, int nsfd, int (*fn)(struct builder *,
 	int cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	int r;
 
-	if (self_ns < 0 || cwd < 0 || setns(nsfd, CLONE_NEWNS)) {
+	if (self_ns < 0 || cwd < 0) {
+		r = -errno;
+		fs_err(p, "restore: cannot hold ckpt's own mount namespace: %s", strerror(errno));
+	} else if (nsfd >= 0 && setns(nsfd, CLONE_NEWNS)) {
 		r = -errno;
 		fs_err(p, "restore: cannot enter the tree's mount namespace: %s", strerror(errno));
 	} else {
@@ -1360,8 +1366,8 @@ void mnt_restore_free(struct fs_priv *p)
 
 	if (!m)
 		return;
-	if (m->nsfd >= 0)
-		close(m->nsfd);
+	if (m->b.nsfd >= 0)
+		close(m->b.nsfd);
 	if (m->b.mi_fd >= 0)
 		close(m->b.mi_fd);
 	for (size_t i = 0; i < m->b.n; i++)
@@ -1401,7 +1407,7 @@ int mnt_restore_resume(struct fs_priv *p)
 		       strerror(errno));
 		return ret;
 	}
-	ret = in_namespace(p, m->nsfd, make_mounts, &m->b, pidns);
+	ret = in_namespace(p, m->b.nsfd, make_mounts, &m->b, pidns);
 	close(pidns);
 	if (!ret)
 		fs_info(p, "restore: the mounts that need the tree's pid namespace are in place");
@@ -1417,7 +1423,7 @@ int mnt_restore_namespace(struct fs_priv *p, int *out)
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
-	m->nsfd = -1;
+	m->b.nsfd = -1;
 	m->b.p = p;
 	m->b.mi_fd = -1;
 	p->mnt = m;
@@ -1445,27 +1451,8 @@ int mnt_restore_namespace(struct fs_priv *p, int *out)
 	}
 
 	/* built in a namespace of its own that we leave again at once: the
-	 * fd keeps it; ckpt's own namespace is never touched */
-	int self_ns = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
-	int cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	int r;
-
-	if (self_ns < 0 || cwd < 0) {
-		r = -errno;
-		fs_err(p, "restore: cannot hold ckpt's own mount namespace: %s", strerror(errno));
-	} else {
-		r = build(&m->b, &m->nsfd);
-		if (setns(self_ns, CLONE_NEWNS) || fchdir(cwd)) {
-			fs_err(p, "restore: cannot return to ckpt's own mount namespace: %s",
-			       strerror(errno));
-			if (!r)
-				r = -errno;
-		}
-	}
-	if (self_ns >= 0)
-		close(self_ns);
-	if (cwd >= 0)
-		close(cwd);
+	 * fd keeps it */
+	int r = in_namespace(p, -1, build, &m->b, 0);
 	if (m->b.stage_made) {
 		/* the directory of ckpt's namespace the root was made on: the
 		 * tree's namespace no longer needs it */
@@ -1474,7 +1461,7 @@ int mnt_restore_namespace(struct fs_priv *p, int *out)
 	}
 	if (!r) {
 		/* the core takes one fd; ours stays for restore_resume */
-		*out = fcntl(m->nsfd, F_DUPFD_CLOEXEC, 0);
+		*out = fcntl(m->b.nsfd, F_DUPFD_CLOEXEC, 0);
 		if (*out < 0)
 			r = -errno;
 	}
