@@ -181,6 +181,18 @@ void wl_wait_usr1(void)
 		pause();
 }
 
+void wl_vappend(char *buf, size_t size, const char *fmt, va_list ap)
+{
+	size_t used = strlen(buf);
+
+	if (used && used + 2 < size) {
+		strcat(buf, "; ");
+		used += 2;
+	}
+	if (used + 1 < size)
+		vsnprintf(buf + used, size - used, fmt, ap);
+}
+
 void wl_fail(const char *fmt, ...)
 {
 	size_t used = strlen(wl_reasons);
@@ -192,12 +204,8 @@ void wl_fail(const char *fmt, ...)
 			strcat(wl_reasons, "; ...");
 		return;
 	}
-	if (used && used + 2 < sizeof(wl_reasons)) {
-		strcat(wl_reasons, "; ");
-		used += 2;
-	}
 	va_start(ap, fmt);
-	vsnprintf(wl_reasons + used, sizeof(wl_reasons) - used, fmt, ap);
+	wl_vappend(wl_reasons, sizeof(wl_reasons), fmt, ap);
 	va_end(ap);
 }
 

@@ -19,6 +19,8 @@
 #ifndef CKPT_WORKLOAD_H
 #define CKPT_WORKLOAD_H
 
+#include <stdarg.h>
+
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -42,6 +44,10 @@ void wl_wait_usr1(void);
 
 /* Record a failed check; the first few reasons end up in the result. */
 void wl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Append a message to buf ("; " between messages; what does not fit is
+ * cut): for processes that report through their own channel. */
+void wl_vappend(char *buf, size_t size, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
 #define WL_CHECK(cond, ...)              \
 	do {                             \
 		if (!(cond))             \

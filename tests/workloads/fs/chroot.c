@@ -42,15 +42,10 @@ static char why[1000];
 
 static void __attribute__((format(printf, 1, 2))) bad(const char *fmt, ...)
 {
-	size_t n = strlen(why);
 	va_list ap;
 
-	if (n + 3 >= sizeof(why))
-		return;
-	if (n)
-		strcat(why, "; ");
 	va_start(ap, fmt);
-	vsnprintf(why + strlen(why), sizeof(why) - strlen(why), fmt, ap);
+	wl_vappend(why, sizeof(why), fmt, ap);
 	va_end(ap);
 }
 

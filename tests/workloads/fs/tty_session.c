@@ -44,24 +44,17 @@ static bool is_child;
 
 static void __attribute__((format(printf, 1, 2))) bad(const char *fmt, ...)
 {
-	size_t n = strlen(why);
 	va_list ap;
 
+	va_start(ap, fmt);
 	if (!is_child) {
 		char line[512];
 
-		va_start(ap, fmt);
 		vsnprintf(line, sizeof(line), fmt, ap);
-		va_end(ap);
 		wl_fail("%s", line);
-		return;
+	} else {
+		wl_vappend(why, sizeof(why), fmt, ap);
 	}
-	if (n + 3 >= sizeof(why))
-		return;
-	if (n)
-		strcat(why, "; ");
-	va_start(ap, fmt);
-	vsnprintf(why + strlen(why), sizeof(why) - strlen(why), fmt, ap);
 	va_end(ap);
 }
 
