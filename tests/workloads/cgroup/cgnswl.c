@@ -19,7 +19,7 @@
  * unless it made its own (then it must not), and the main thread must be in
  * the namespace of PID 1 (nsrun's init, ckpt's) exactly when it was before.
  */
-#include "../workload.h"
+#include "cgutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -52,63 +52,12 @@ static int look(const char *self, struct view *v)
 	return wl_read_file(path, v->cgroup, sizeof(v->cgroup)) < 0 ? -1 : 0;
 }
 
-/* The mount point of hierarchy h ("2": cgroup2). */
-static int mount_of(const char *h, char *out, size_t len)
-{
-	static char buf[65536];
-	char *line, *save = NULL;
-
-	if (wl_read_file("/proc/self/mountinfo", buf, sizeof(buf)) < 0)
-		return -1;
-	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char mnt[512], fstype[64], opts[512];
-		const char *dash = strstr(line, " - ");
-		int found = 0;
-
-		if (!dash || sscanf(line, "%*s %*s %*s %*s %511s", mnt) != 1 ||
-		    sscanf(dash + 3, "%63s %*s %511s", fstype, opts) != 2)
-			continue;
-		if (!strcmp(h, "2")) {
-			found = !strcmp(fstype, "cgroup2");
-		} else if (!strcmp(fstype, "cgroup")) {
-			char *o, *s2 = NULL;
-
-			for (o = strtok_r(opts, ",", &s2); o; o = strtok_r(NULL, ",", &s2))
-				found |= !strcmp(o, h);
-		}
-		if (found) {
-			snprintf(out, len, "%s", mnt);
-			return 0;
-		}
-	}
-	return -1;
-}
-
 /* Does the cgroup text show path for hierarchy h? */
 static int shows(const char *text, const char *h, const char *path)
 {
-	char copy[4096], *line, *save = NULL;
+	char got[1024];
 
-	snprintf(copy, sizeof(copy), "%s", text);
-	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-		int match = 0;
-
-		if (!c2)
-			continue;
-		*c2 = '\0';
-		if (!strcmp(h, "2")) {
-			match = c1[1] == '\0';
-		} else {
-			char *o, *s2 = NULL;
-
-			for (o = strtok_r(c1 + 1, ",", &s2); o; o = strtok_r(NULL, ",", &s2))
-				match |= !strcmp(o, h);
-		}
-		if (match)
-			return !strcmp(c2 + 1, path);
-	}
-	return 0;
+	return !cg_path_in(text, h, got, sizeof(got)) && !strcmp(got, path);
 }
 
 static void join(const char *spec)
@@ -120,7 +69,7 @@ static void join(const char *spec)
 	if (!colon || (size_t)(colon - spec) >= sizeof(h))
 		wl_die("bad group '%s' (want H:PATH)", spec);
 	snprintf(h, sizeof(h), "%.*s", (int)(colon - spec), spec);
-	if (mount_of(h, mnt, sizeof(mnt)))
+	if (cg_mount_of(h, mnt, sizeof(mnt)))
 		wl_die("hierarchy %s is not mounted", h);
 	snprintf(file, sizeof(file), "%s%s/%s", mnt, colon + 1,
 		 !strcmp(h, "2") ? "cgroup.procs" : "tasks");

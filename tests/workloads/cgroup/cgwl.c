@@ -17,7 +17,7 @@
  * wrote one (restore --cgroup-root) — and each expect= file of the main
  * thread's group in H must read VALUE.  The child is then killed.
  */
-#include "../workload.h"
+#include "cgutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -48,68 +48,6 @@ static pid_t gettid_(void)
 	return (pid_t)syscall(SYS_gettid);
 }
 
-/* The mount point of hierarchy h ("2": cgroup2) from /proc/self/mountinfo. */
-static int mount_of(const char *h, char *out, size_t len)
-{
-	static char buf[65536];
-	char *line, *save = NULL;
-
-	if (wl_read_file("/proc/self/mountinfo", buf, sizeof(buf)) < 0)
-		return -1;
-	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char mnt[512], fstype[64], opts[512];
-		const char *dash = strstr(line, " - ");
-
-		if (!dash || sscanf(line, "%*s %*s %*s %*s %511s", mnt) != 1 ||
-		    sscanf(dash + 3, "%63s %*s %511s", fstype, opts) != 2)
-			continue;
-		if (!strcmp(h, "2") ? !strcmp(fstype, "cgroup2") : !strcmp(fstype, "cgroup")) {
-			if (strcmp(h, "2")) {
-				/* opts: rw,cpu,... — h must be one of them */
-				char *o, *s2 = NULL;
-				int found = 0;
-
-				for (o = strtok_r(opts, ",", &s2); o; o = strtok_r(NULL, ",", &s2))
-					found |= !strcmp(o, h);
-				if (!found)
-					continue;
-			}
-			snprintf(out, len, "%s", mnt);
-			return 0;
-		}
-	}
-	return -1;
-}
-
-/* The path of hierarchy h in a /proc/.../cgroup text. */
-static int path_in(const char *text, const char *h, char *out, size_t len)
-{
-	char copy[4096], *line, *save = NULL;
-
-	snprintf(copy, sizeof(copy), "%s", text);
-	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-		int match = 0;
-
-		if (!c2)
-			continue;
-		*c2 = '\0';
-		if (!strcmp(h, "2")) {
-			match = c1[1] == '\0' && !strncmp(line, "0:", 2);
-		} else {
-			char *o, *s2 = NULL;
-
-			for (o = strtok_r(c1 + 1, ",", &s2); o; o = strtok_r(NULL, ",", &s2))
-				match |= !strcmp(o, h);
-		}
-		if (match) {
-			snprintf(out, len, "%s", c2 + 1);
-			return 0;
-		}
-	}
-	return -1;
-}
-
 static int read_cgroup(pid_t pid, pid_t tid, char *buf, size_t len)
 {
 	char path[96];
@@ -131,7 +69,7 @@ static int join(const char *spec, int thread, char *err, size_t elen)
 		return -1;
 	}
 	snprintf(h, sizeof(h), "%.*s", (int)(colon - spec), spec);
-	if (mount_of(h, mnt, sizeof(mnt))) {
+	if (cg_mount_of(h, mnt, sizeof(mnt))) {
 		snprintf(err, elen, "hierarchy %s is not mounted", h);
 		return -1;
 	}
@@ -145,7 +83,7 @@ static int join(const char *spec, int thread, char *err, size_t elen)
 		return -1;
 	}
 	close(fd);
-	if (read_cgroup(getpid(), gettid_(), now, sizeof(now)) || path_in(now, h, got, sizeof(got)) ||
+	if (read_cgroup(getpid(), gettid_(), now, sizeof(now)) || cg_path_in(now, h, got, sizeof(got)) ||
 	    strcmp(got, colon + 1)) {
 		snprintf(err, elen, "after joining %s the thread is not there", file);
 		return -1;
@@ -219,7 +157,7 @@ static void check_task(const struct task *t, const char *root)
 			snprintf(key, sizeof(key), "%.*s", comma ? (int)(comma - c1 - 1) : (int)strlen(c1 + 1),
 				 c1 + 1);
 		}
-		if (path_in(now, key, got, sizeof(got))) {
+		if (cg_path_in(now, key, got, sizeof(got))) {
 			wl_fail("task %d/%d: no %s line in its cgroups now", (int)t->pid, (int)t->tid, key);
 			continue;
 		}
@@ -240,8 +178,8 @@ static void check_expect(const char *spec)
 	}
 	snprintf(h, sizeof(h), "%.*s", (int)(colon - spec), spec);
 	snprintf(file, sizeof(file), "%.*s", (int)(eq - colon - 1), colon + 1);
-	if (mount_of(h, mnt, sizeof(mnt)) || read_cgroup(getpid(), gettid_(), now, sizeof(now)) ||
-	    path_in(now, h, path, sizeof(path))) {
+	if (cg_mount_of(h, mnt, sizeof(mnt)) || read_cgroup(getpid(), gettid_(), now, sizeof(now)) ||
+	    cg_path_in(now, h, path, sizeof(path))) {
 		wl_fail("expect %s: cannot find my group in %s", spec, h);
 		return;
 	}
